@@ -1,0 +1,361 @@
+"""The one place the core reads files: recipes, their extend chain and step lookups.
+
+Paths are made absolute but never canonicalised: a symlinked recipe resolves its
+``extend``, its steps directories and its name relative to the *link*, as upstream
+does (recipe collections rely on it for architecture overlays).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kameleon_nb.core.model import SECTIONS
+from kameleon_nb.core.variables import VARIABLE_RE, overload, ruby_str
+from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
+
+__all__ = [
+    "LoadedRecipe",
+    "SectionItem",
+    "StepsDirs",
+    "load_recipe",
+    "read_yaml",
+]
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_BASE = "@base"
+
+
+def parse_yaml(text: str, *, source: str) -> object:
+    """Parse YAML text, turning syntax errors into a one-line :class:`YamlError`."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = err.problem or "invalid YAML"
+        context = f" ({err.context})" if err.context else ""
+        raise YamlError(f"{where}: {problem}{context}") from err
+    except yaml.YAMLError as err:
+        raise YamlError(f"{source}: {err}") from err
+
+
+def read_yaml(path: str) -> object:
+    """Read and parse one YAML file of a recipe.
+
+    Raises:
+        MissingFileError: the file does not exist.
+        YamlError: the file is not UTF-8 text or not valid YAML.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError as err:
+        raise MissingFileError(f"No such file or directory @ rb_sysopen - {path}") from err
+    except IsADirectoryError as err:
+        raise MissingFileError(f"{path}: is a directory, not a YAML file") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise YamlError(
+            f"{path}: not a text file (invalid UTF-8 at byte {err.start}); "
+            "a recipe must be UTF-8 YAML"
+        ) from err
+    if "\x00" in text:
+        raise YamlError(f"{path}: not a text file (NUL byte); a recipe must be UTF-8 YAML")
+    return parse_yaml(text, source=path)
+
+
+def read_description(path: str) -> str:
+    """The ``# DESCRIPTION:`` text of a recipe file, or ``""``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    start = text.find("# DESCRIPTION: ")
+    if start < 0:
+        return ""
+    start += len("# DESCRIPTION: ")
+    end = text.find("\n#\n", start)
+    body = text[start:] if end < 0 else text[start:end]
+    body = body.replace("\n#", "")
+    return re.sub(r"  +", " ", body)
+
+
+def _with_yaml_ext(path: str) -> str:
+    return path if path.endswith(".yaml") else path + ".yaml"
+
+
+def _absolute(path: str, base_dir: str) -> str:
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
+
+@dataclass(frozen=True, slots=True)
+class SectionItem:
+    """A macrostep entry of a section, with the recipe file that wrote it."""
+
+    item: object
+    origin: str
+
+
+@dataclass(slots=True)
+class LoadedRecipe:
+    """A recipe file merged with its ``extend`` chain, not yet resolved.
+
+    Attributes:
+        path: the path as given.
+        abspath: absolute path (links kept).
+        name: the file name without ``.yaml``.
+        chain: the recipe then its parents, grandparents... (absolute paths).
+        global_vars: the merged globals (child over parent, with overloads).
+        aliases: the ``aliases`` value in force (mapping, file name or list).
+        checkpoint: the ``checkpoint`` value in force.
+        env: the ``env`` value in force.
+        aliases_origin: the recipe file whose ``aliases`` is in force.
+        sections: each section's macrostep entries, ``@base`` expanded.
+        include_files: files merged through ``global.include``.
+    """
+
+    path: str
+    abspath: str
+    name: str
+    chain: list[str]
+    global_vars: dict[str, object]
+    aliases: object = None
+    checkpoint: object = None
+    env: object = None
+    aliases_origin: str = ""
+    sections: dict[str, list[SectionItem]] = field(default_factory=dict)
+    include_files: list[str] = field(default_factory=list)
+
+
+def _as_mapping(data: object, path: str) -> dict[str, object]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"Invalid yaml: {path} must be a mapping of keys (extend, global, ...)")
+    return {str(k): v for k, v in data.items()}
+
+
+def _global_of(data: Mapping[str, object], path: str) -> dict[str, object]:
+    value = data.get("global")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecipeError(f"{path}: 'global' must be a mapping of variables")
+    return {str(k): v for k, v in value.items()}
+
+
+def _merge_globals(child: Mapping[str, object], parent: Mapping[str, object]) -> dict[str, object]:
+    """Child globals over parent globals, with the overload rule."""
+    merged = dict(parent)
+    for key, value in child.items():
+        if isinstance(value, str) and key in parent:
+            value = overload(value, key, parent[key])
+        merged[key] = value
+    return merged
+
+
+def _extend_target(value: object, recipe: str, known: Mapping[str, object]) -> str:
+    if not isinstance(value, str) or not value:
+        raise RecipeError(f"{recipe}: 'extend' must be a path to a recipe")
+    match = VARIABLE_RE.search(value)
+    if match is not None:  # upstream replaces only the first reference, non-strictly
+        name = match.group(1) or match.group(2)
+        value = value[: match.start()] + ruby_str(known.get(name, "")) + value[match.end() :]
+    return _with_yaml_ext(_absolute(value, os.path.dirname(recipe)))
+
+
+def _splice_base(child: list[SectionItem], parent: list[SectionItem] | None) -> list[SectionItem]:
+    for index, entry in enumerate(child):
+        if entry.item == _BASE or entry.item == [_BASE]:
+            return child[:index] + list(parent or []) + child[index + 1 :]
+    return child
+
+
+def _section_items(data: Mapping[str, object], section: str, origin: str) -> list[SectionItem]:
+    value = data.get(section)
+    if not isinstance(value, list):
+        return []
+    items: list[SectionItem] = []
+    for entry in value:
+        if isinstance(entry, list) and entry == [_BASE]:
+            items.append(SectionItem(_BASE, origin))
+        else:
+            items.append(SectionItem(entry, origin))
+    return items
+
+
+def _include_globals(
+    value: object, recipe: str, steps_dirs: StepsDirs
+) -> tuple[dict[str, object], list[str]]:
+    names = value if isinstance(value, list) else [value]
+    merged: dict[str, object] = {}
+    files: list[str] = []
+    for raw in names:
+        if raw is None:
+            continue
+        name = str(raw)
+        optional = name.startswith("-")
+        name = _with_yaml_ext(name.lstrip("-"))
+        candidates = [name] if os.path.isabs(name) else [
+            os.path.join(os.path.dirname(recipe), name),
+            *(os.path.join(d, "global", name) for d in steps_dirs.dirs),
+        ]
+        found = next((c for c in candidates if os.path.isfile(c)), None)
+        if found is None:
+            if optional:
+                continue
+            raise MissingFileError(f"{recipe}: global include file '{name}' not found")
+        data = read_yaml(found)
+        if data is not None and not isinstance(data, dict):
+            raise RecipeError(f"{found}: an included global file must be a mapping")
+        merged.update({str(k): v for k, v in (data or {}).items()})
+        files.append(found)
+    return merged, files
+
+
+def load_recipe(path: str, *, cli_globals: Mapping[str, str] | None = None, cwd: str) -> LoadedRecipe:
+    """Read a recipe and merge its ``extend`` chain (upstream's non-strict load).
+
+    Args:
+        path: the recipe path as given; ``.yaml`` is appended when the file does
+            not exist without it.
+        cli_globals: ``-g`` globals, used to pick ``extend`` targets.
+        cwd: the workspace root (steps directories are searched up to it).
+
+    Returns:
+        The merged recipe.
+
+    Raises:
+        RecipeError: the recipe is invalid or its ``extend`` chain is cyclic.
+        MissingFileError: the recipe or a parent does not exist.
+        YamlError: a file is not valid YAML.
+    """
+    given = path
+    abspath = _absolute(path, cwd)
+    if not os.path.exists(abspath) and not abspath.endswith(".yaml"):
+        abspath += ".yaml"
+    name = os.path.basename(abspath)
+    name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    data = _as_mapping(read_yaml(abspath), abspath)
+    cli = dict(cli_globals or {})
+
+    own_globals = _global_of(data, abspath)
+    loaded = LoadedRecipe(
+        path=given,
+        abspath=abspath,
+        name=name,
+        chain=[abspath],
+        global_vars=own_globals,
+        aliases=data.get("aliases"),
+        checkpoint=data.get("checkpoint"),
+        env=data.get("env"),
+        aliases_origin=abspath,
+        sections={s: _section_items(data, s, abspath) for s in SECTIONS if s in data},
+    )
+    current, current_data = abspath, data
+    while "extend" in current_data:
+        known = {**loaded.global_vars, **cli}
+        parent = _extend_target(current_data["extend"], current, known)
+        if parent in loaded.chain:
+            cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
+            raise RecipeError(f"Cyclic 'extend' in {current}: {cycle}; remove one of the links")
+        if not os.path.exists(parent):
+            raise MissingFileError(
+                f"No such file or directory @ rb_sysopen - {parent} (extended by {current})"
+            )
+        parent_data = _as_mapping(read_yaml(parent), parent)
+        loaded.chain.append(parent)
+        parent_globals = _global_of(parent_data, parent)
+        include = loaded.global_vars.get("include")
+        if include is not None:
+            dirs = StepsDirs.for_chain(loaded.chain, cwd)
+            included, files = _include_globals(include, current, dirs)
+            loaded.include_files.extend(files)
+            parent_globals = {**parent_globals, **included}
+        loaded.global_vars = _merge_globals(loaded.global_vars, parent_globals)
+        for key in ("aliases", "checkpoint", "env"):
+            if getattr(loaded, key) is None and parent_data.get(key) is not None:
+                setattr(loaded, key, parent_data.get(key))
+                if key == "aliases":
+                    loaded.aliases_origin = parent
+        for section, items in loaded.sections.items():
+            parent_items = (
+                _section_items(parent_data, section, parent) if section in parent_data else None
+            )
+            loaded.sections[section] = _splice_base(items, parent_items)
+        current, current_data = parent, parent_data
+    for section, items in loaded.sections.items():
+        loaded.sections[section] = [i for i in items if i.item != _BASE]
+    return loaded
+
+
+class StepsDirs:
+    """The ordered steps directories of a recipe chain, and the lookups over them."""
+
+    def __init__(self, dirs: Iterable[str]) -> None:
+        self.dirs: tuple[str, ...] = tuple(dirs)
+
+    @classmethod
+    def for_chain(cls, chain: Iterable[str], cwd: str) -> StepsDirs:
+        """Steps dirs of each recipe file, child first (semantics §2.5)."""
+        root = os.path.normpath(cwd)
+        found: list[str] = []
+        for recipe in chain:
+            directory = os.path.dirname(recipe)
+            bases = [directory]
+            if directory == root or directory.startswith(root.rstrip("/") + "/"):
+                bases = []
+                current = directory
+                while True:
+                    bases.append(current)
+                    if current == root or current == os.path.dirname(current):
+                        break
+                    current = os.path.dirname(current)
+            for base in bases:
+                for sub in ("steps", ".steps"):
+                    candidate = os.path.join(base, sub)
+                    if candidate not in found and os.path.isdir(candidate):
+                        found.append(candidate)
+        return cls(found)
+
+    def with_fallback(self, extra: Iterable[str]) -> StepsDirs:
+        """These dirs, then ``extra`` (kameleon_nb's built-in steps) last."""
+        return StepsDirs([*self.dirs, *(d for d in extra if d not in self.dirs)])
+
+    def find_step(self, section: str, name: str, include_steps: list[str]) -> str | None:
+        """The step file of macrostep ``name`` in ``section`` (first match wins)."""
+        filename = name + ".yaml"
+        for directory in self.dirs:
+            for include in [*include_steps, ""]:
+                for candidate_dir in (
+                    os.path.join(directory, section, include),
+                    os.path.join(directory, include),
+                ):
+                    candidate = os.path.join(candidate_dir, filename)
+                    if os.path.isfile(candidate):
+                        return os.path.normpath(candidate)
+        return None
+
+    def find(self, kind: str, filename: str) -> str | None:
+        """A file under ``<steps dir>/<kind>/``, first steps dir first."""
+        for directory in self.dirs:
+            candidate = os.path.join(directory, kind, filename)
+            if os.path.isfile(candidate):
+                return os.path.normpath(candidate)
+        return None
+
+    def find_data(self, tail: str) -> str | None:
+        """A data file or directory under ``<steps dir>/data/``, child first."""
+        relative = tail.lstrip("/")
+        for directory in self.dirs:
+            candidate = os.path.normpath(os.path.join(directory, "data", relative))
+            if os.path.exists(candidate):
+                return candidate
+        return None

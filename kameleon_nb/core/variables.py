@@ -1,0 +1,238 @@
+"""Kameleon's ``$${name}`` variables: Ruby string forms, substitution, overloads.
+
+Substitution is textual and recursive, exactly as upstream does it: the first
+reference is replaced by its value's string form and the search restarts on
+*value + rest of text*. Unlike upstream, a reference cycle is reported instead of
+recursing until the stack overflows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Callable, Mapping
+
+from kameleon_nb.errors import RecipeError
+
+__all__ = [
+    "VARIABLE_RE",
+    "VariableCycleError",
+    "first_reference",
+    "overload",
+    "references",
+    "ruby_inspect",
+    "ruby_str",
+    "substitute",
+]
+
+#: ``$${name}`` or ``$$name``; group 1 is the braced name, group 2 the bare one.
+VARIABLE_RE = re.compile(r"\$\$\{([a-zA-Z0-9_-]+)\}|\$\$([a-zA-Z0-9_-]+)")
+
+
+class VariableCycleError(RecipeError):
+    """A variable refers to itself, directly or through others."""
+
+    def __init__(self, chain: list[str], source: str) -> None:
+        self.chain = chain
+        self.source = source
+        arrows = " -> ".join(f"$${{{name}}}" for name in chain)
+        super().__init__(
+            f"{source}: variable cycle {arrows}: a variable cannot refer to itself; "
+            "give one of them a value that does not use the others"
+        )
+
+
+def ruby_str(value: object) -> str:
+    """Ruby's ``to_s`` of a YAML value, which is what substitution inserts.
+
+    >>> [ruby_str(v) for v in (12.5, True, None, 493, "x")]
+    ['12.5', 'true', '', '493', 'x']
+    >>> ruby_str({"cmd": "bash"})
+    '{"cmd"=>"bash"}'
+    """
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, list | dict | tuple):
+        return ruby_inspect(value)
+    return _ruby_scalar(value)
+
+
+def _ruby_scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _ruby_float(value)
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S %z").strip()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _ruby_float(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = repr(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        sign = exponent[0] if exponent[0] in "+-" else "+"
+        digits = exponent.lstrip("+-").rjust(2, "0")
+        return f"{mantissa}e{sign}{digits}"
+    return text
+
+
+def ruby_inspect(value: object) -> str:
+    """Ruby's ``inspect`` of a YAML value (lists, hashes, strings, nil...).
+
+    >>> ruby_inspect(["a", 1, None, {"k": True}])
+    '["a", 1, nil, {"k"=>true}]'
+    """
+    if isinstance(value, str):
+        return _ruby_inspect_str(value)
+    if value is None:
+        return "nil"
+    if isinstance(value, dict):
+        items = ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(ruby_inspect(v) for v in value) + "]"
+    if isinstance(value, datetime.date):
+        return "#<Date: " + value.isoformat() + ">"
+    return _ruby_scalar(value)
+
+
+_INSPECT_ESCAPES = {
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\x1b": "\\e",
+    "\x07": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def _ruby_inspect_str(text: str) -> str:
+    out = []
+    for index, char in enumerate(text):
+        if char in _INSPECT_ESCAPES:
+            out.append(_INSPECT_ESCAPES[char])
+        elif char == "#" and text[index + 1 : index + 2] in ("{", "$", "@"):
+            out.append("\\#")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def references(text: str) -> list[str]:
+    """Names of the variables referenced in ``text``, in order.
+
+    >>> references("$${a} $$b-c $$ $${d}")
+    ['a', 'b-c', 'd']
+    """
+    return [m.group(1) or m.group(2) for m in VARIABLE_RE.finditer(text)]
+
+
+def first_reference(text: str) -> re.Match[str] | None:
+    """The first ``$$`` reference in ``text``, if any."""
+    return VARIABLE_RE.search(text)
+
+
+def substitute(
+    text: str,
+    lookup: Callable[[str], str | None],
+    *,
+    source: str,
+    on_unbraced: Callable[[str], None] | None = None,
+) -> str:
+    """Replace every variable reference in ``text``, recursively.
+
+    Args:
+        text: the text (a YAML dump, or a path).
+        lookup: gives a name's string form, or ``None`` when it is undefined; it
+            raises to make undefined names an error (strict mode) or returns ``""``
+            (non-strict mode).
+        source: the file the text comes from, for error messages.
+        on_unbraced: called with each name written as ``$$name`` without braces.
+
+    Returns:
+        The text with every reference expanded.
+
+    Raises:
+        VariableCycleError: a variable expands (directly or not) to itself.
+
+    >>> substitute("a $${x} b", {"x": "[$${y}]", "y": "1"}.get, source="r.yaml")
+    'a [1] b'
+    """
+    match = VARIABLE_RE.search(text)
+    if match is None:
+        return text
+    out: list[str] = []
+    rest = text
+    # Each entry: (name, length of the text after its expansion). While the scan is
+    # still inside an expansion of ``name``, meeting ``name`` again is a cycle.
+    open_expansions: list[tuple[str, int]] = []
+    while match is not None:
+        name = match.group(1) or match.group(2)
+        position = len(rest) - match.start()  # measured from the end: stable across edits
+        while open_expansions and open_expansions[-1][1] >= position:
+            open_expansions.pop()
+        if any(open_name == name for open_name, _ in open_expansions):
+            chain = [open_name for open_name, _ in open_expansions]
+            raise VariableCycleError([*chain[chain.index(name) :], name], source)
+        if match.group(2) is not None and on_unbraced is not None:
+            on_unbraced(name)
+        value = lookup(name)
+        if value is None:
+            value = ""
+        out.append(rest[: match.start()])
+        tail = rest[match.end() :]
+        open_expansions.append((name, len(tail)))
+        rest = value + tail
+        match = VARIABLE_RE.search(rest)
+    out.append(rest)
+    return "".join(out)
+
+
+def overload(child: str, key: str, parent_value: object) -> str:
+    """Apply upstream's overload rule to a child value that refers to its own key.
+
+    When a child value for ``key`` contains ``$${key}``, its *first* reference is
+    replaced by the parent's value (``pkgs: $${pkgs} extra``). If that first
+    reference is another variable, upstream replaces it by the empty string and
+    keeps the self-reference, which later shows up as a cycle.
+
+    >>> overload("$${pkgs} vim", "pkgs", "curl")
+    'curl vim'
+    """
+    if key not in references(child):
+        return child
+    match = VARIABLE_RE.search(child)
+    assert match is not None  # at least the self-reference exists
+    name = match.group(1) or match.group(2)
+    replacement = ruby_str(parent_value) if name == key else ""
+    return child[: match.start()] + replacement + child[match.end() :]
+
+
+def lookup_in(*scopes: Mapping[str, object]) -> Callable[[str], str | None]:
+    """A lookup over scopes, the first having the name winning."""
+
+    def lookup(name: str) -> str | None:
+        for scope in scopes:
+            if name in scope:
+                return ruby_str(scope[name])
+        return None
+
+    return lookup

@@ -1,0 +1,283 @@
+"""The Builder: carries out a plan in the context shells; the façade every front end uses.
+
+The builder never prints. It emits events (see :mod:`kameleon_nb.engine.events`)
+and asks an injected failure handler what to do when a command fails, so the
+console, the notebook and the tests drive the very same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from kameleon_nb.core import messages
+from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, Section, StepId
+from kameleon_nb.core.plan import Action, BuildOptions, BuildPlan, PlannedStep, plan_build
+from kameleon_nb.engine.builddir import write_build_recipe
+from kameleon_nb.engine.checkpoints import CheckpointBackend
+from kameleon_nb.engine.checkpoints.recipe_hooks import RecipeHooksBackend
+from kameleon_nb.engine.commands import Choice, CommandRunner, FailureHandler
+from kameleon_nb.engine.contexts import Contexts, ShellFactory
+from kameleon_nb.engine.events import (
+    BuildFinished,
+    BuildStarted,
+    CheckpointCreated,
+    CheckpointRestored,
+    EventSink,
+    Level,
+    MacrostepFinished,
+    Message,
+    MicrostepFinished,
+    MicrostepStarted,
+)
+from kameleon_nb.errors import AbortError, BuildError, KameleonError
+
+__all__ = ["BuildResult", "Builder", "abort_on_failure"]
+
+log = logging.getLogger(__name__)
+
+
+def abort_on_failure(_failure: object, _can_retry: bool) -> Choice | None:
+    """The ``--script`` failure handler: never ask, the failure ends the build."""
+    return None
+
+
+@dataclass(slots=True)
+class BuildResult:
+    """What a build did."""
+
+    ran: list[str] = field(default_factory=list)
+    checkpoint_ahead: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    restored: str | None = None
+    seconds: float = 0.0
+
+
+def _default_shell_factory() -> ShellFactory:
+    from kameleon_nb.engine.shell import ContextShell  # noqa: PLC0415 - pexpect is heavy
+
+    return ContextShell
+
+
+class Builder:
+    """Builds one resolved recipe in its build directory.
+
+    Use it as a context manager so that every context shell is closed::
+
+        with Builder(recipe, on_event=sink, on_failure=ask) as builder:
+            builder.build(BuildOptions(checkpointing=True))
+    """
+
+    def __init__(
+        self,
+        recipe: ResolvedRecipe,
+        *,
+        on_event: EventSink,
+        on_failure: FailureHandler = abort_on_failure,
+        shells: ShellFactory | None = None,
+        checkpoints: CheckpointBackend | None = None,
+        timeout: float | None = None,
+        open_shell: Callable[[ContextName], None] | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self._emit = on_event
+        self.contexts = Contexts(recipe.contexts, shells or _default_shell_factory(), on_event)
+        self.runner = CommandRunner(self.contexts, on_event, on_failure, timeout=timeout,
+                                    open_shell=open_shell)
+        self._checkpoints = checkpoints
+        self._existing: frozenset[StepId] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Builder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every context shell."""
+        self.contexts.close()
+
+    @property
+    def has_mechanism(self) -> bool:
+        """Whether the recipe (or the injected backend) provides checkpoints."""
+        return self._checkpoints is not None or bool(self.recipe.checkpoint)
+
+    @property
+    def checkpoints(self) -> CheckpointBackend:
+        """The checkpoint mechanism.
+
+        Raises:
+            BuildError: the recipe has no ``checkpoint`` key.
+        """
+        if self._checkpoints is None:
+            if not self.recipe.checkpoint:
+                raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
+            self._checkpoints = RecipeHooksBackend(self.recipe.checkpoint, self.runner)
+        return self._checkpoints
+
+    # ------------------------------------------------------------------ queries
+    def existing_checkpoints(self, *, refresh: bool = False) -> frozenset[StepId]:
+        """Ids the mechanism lists (``list`` runs once, then is cached)."""
+        if self._existing is None or refresh:
+            self._existing = self.checkpoints.list()
+        return self._existing
+
+    def plan(self, options: BuildOptions) -> BuildPlan:
+        """The plan of a build with these options (lists checkpoints when on)."""
+        existing = self.existing_checkpoints() if options.checkpointing else frozenset()
+        return plan_build(self.recipe, existing, options)
+
+    # ------------------------------------------------------------------ build
+    def build(self, options: BuildOptions) -> BuildResult:
+        """Plan and run the whole recipe, as ``kameleon build`` does."""
+        started = time.monotonic()
+        os.makedirs(self.recipe.kameleon_cwd, exist_ok=True)
+        self._emit(BuildStarted(self.recipe.path, self.recipe.kameleon_cwd,
+                                total=sum(1 for _ in self.recipe.microsteps())))
+        if options.checkpointing and not self.has_mechanism:
+            raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
+        plan = self.plan(options)
+        result = self.run(plan)
+        result.seconds = time.monotonic() - started
+        self._emit(BuildFinished(self.recipe.path, result.seconds, success=True))
+        return result
+
+    def run(self, plan: BuildPlan) -> BuildResult:
+        """Carry out a plan: restore its checkpoint, then run section after section."""
+        result = BuildResult()
+        if plan.restore is not None:
+            self._emit(CheckpointRestored(plan.restore.slug, plan.restore.step_id))
+            self.checkpoints.restore(plan.restore.step_id)
+            result.restored = plan.restore.step_id
+        write_build_recipe(self.recipe)
+        finished: list[str] = []
+        try:
+            for section in self.recipe.sections:
+                self._run_section(section, plan, result)
+                finished.append(section.name)
+        except BaseException as err:
+            self._cleanup_after_failure(err, finished, plan.options)
+            raise
+        return result
+
+    def _run_section(self, section: Section, plan: BuildPlan, result: BuildResult) -> None:
+        total = len(plan.steps)
+        for macrostep in section.macrosteps:
+            started = time.monotonic()
+            checkpoint_seconds = 0.0
+            checkpointed = False
+            for microstep in macrostep.all_microsteps():
+                step = plan.step_for(microstep)
+                self._emit(MicrostepStarted(microstep.order, microstep.slug, microstep.step_id,
+                                            step.reason, total))
+                micro_started = time.monotonic()
+                if step.action is Action.RUN:
+                    self.runner.run_microstep(microstep.commands, microstep.slug)
+                    result.ran.append(microstep.slug)
+                    if step.checkpointing:
+                        spent, made = self._maybe_checkpoint(step, plan.options, checkpointed)
+                        checkpoint_seconds += spent
+                        checkpointed = checkpointed or made
+                        if made:
+                            result.created.append(microstep.step_id)
+                elif step.action is Action.CHECKPOINT_AHEAD:
+                    result.checkpoint_ahead.append(microstep.slug)
+                else:
+                    result.skipped.append(microstep.slug)
+                self._emit(MicrostepFinished(microstep.order, microstep.slug, microstep.step_id,
+                                             step.action is Action.RUN,
+                                             time.monotonic() - micro_started))
+            elapsed = time.monotonic() - started - checkpoint_seconds
+            self._emit(MacrostepFinished(macrostep.name, max(0.0, elapsed)))
+
+    def _maybe_checkpoint(
+        self, step: PlannedStep, options: BuildOptions, already: bool
+    ) -> tuple[float, bool]:
+        started = time.monotonic()
+        if not self.checkpoints.enabled():
+            self._emit(Message(messages.no_checkpoint(messages.DISABLED_IN_BACKEND), Level.MSG))
+        elif options.first_only and already:
+            self._emit(Message(messages.no_checkpoint(messages.ALREADY_ONCE), Level.MSG))
+        elif step.checkpoint_reason is not None:
+            self._emit(Message(messages.no_checkpoint(step.checkpoint_reason), Level.MSG))
+        else:
+            microstep = step.microstep
+            self._emit(CheckpointCreated(microstep.slug, microstep.step_id))
+            self.checkpoints.create(microstep.step_id)
+            if self._existing is not None:
+                self._existing = self._existing | {microstep.step_id}
+            return time.monotonic() - started, True
+        return 0.0, False
+
+    # ------------------------------------------------------------------ clean
+    def _clean_sections(self, sections: list[Section], checkpointing: bool) -> None:
+        for section in sections:
+            self._emit(Message(f"Cleaning {section.name} section"))
+            clean = section.macrosteps[-1]
+            for microstep in clean.all_microsteps():
+                if not _runs_when_cleaning(microstep, checkpointing):
+                    continue
+                try:
+                    self.runner.run_microstep(microstep.commands, microstep.slug)
+                except KameleonError as err:
+                    self._emit(Message(f"An error occurred while executing: {err}",
+                                       Level.WARNING))
+
+    def _cleanup_after_failure(
+        self, err: BaseException, finished: list[str], options: BuildOptions
+    ) -> None:
+        if isinstance(err, AbortError):
+            header = "Aborted..."
+        elif isinstance(err, KeyboardInterrupt):
+            header = "Interrupted..."
+        else:
+            header = "fatal error..."
+        self._emit(Message(header, Level.ERROR))
+        self._emit(Message("Waiting for cleanup before exiting...", Level.ERROR))
+        unfinished = [s for s in self.recipe.sections if s.name not in finished]
+        try:
+            self._clean_sections(unfinished, options.checkpointing)
+        except BaseException:  # noqa: BLE001 - cleanup must not hide the first error
+            log.exception("cleanup after failure failed")
+
+    def clean(self, options: BuildOptions) -> None:
+        """``kameleon build --clean``: clear checkpoints, run every clean microstep."""
+        os.makedirs(self.recipe.kameleon_cwd, exist_ok=True)
+        self._emit(BuildStarted(self.recipe.path, self.recipe.kameleon_cwd, total=0, clean=True))
+        for name in ContextName:
+            try:
+                self.contexts.shell(name)
+            except KameleonError as err:
+                self._emit(Message(str(err), Level.WARNING))
+        if self.has_mechanism:
+            self._emit(Message("Removing all checkpoints"))
+            try:
+                self.checkpoints.clear()
+            except KameleonError as err:
+                self._emit(Message(f"An error occurred while executing: {err}", Level.WARNING))
+            self._existing = None
+        self._clean_sections(list(self.recipe.sections), options.checkpointing)
+
+    # ------------------------------------------------------------------ notebook
+    def run_microstep(self, microstep: Microstep) -> None:
+        """Run one microstep now, in the persistent contexts (``%%microstep``)."""
+        self.runner.run_microstep(microstep.commands, microstep.slug)
+
+
+def _runs_when_cleaning(microstep: Microstep, checkpointing: bool) -> bool:
+    policy = microstep.on_checkpoint
+    if checkpointing and policy is CheckpointPolicy.SKIP:
+        return False
+    return checkpointing or policy is not CheckpointPolicy.ONLY

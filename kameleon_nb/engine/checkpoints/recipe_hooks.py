@@ -1,0 +1,69 @@
+"""Kameleon's native checkpoint mechanism: the recipe's own hook commands.
+
+``enabled?``, ``create``, ``apply``, ``list`` and ``clear`` are ordinary commands
+(any context, aliases already expanded), with ``@microstep_id`` replaced by the id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kameleon_nb.core.model import Command, StepId
+from kameleon_nb.engine.commands import CommandFailedError, CommandRunner
+
+__all__ = ["RecipeHooksBackend", "with_step_id"]
+
+
+def with_step_id(command: Command, step_id: str) -> Command:
+    """The command with every ``@microstep_id`` replaced by ``step_id``."""
+    value: str | tuple[Command, ...] | None
+    if isinstance(command.value, tuple):
+        value = tuple(with_step_id(child, step_id) for child in command.value)
+    elif isinstance(command.value, str):
+        value = command.value.replace("@microstep_id", step_id)
+    else:
+        value = None
+    return Command(command.key, value, command.text.replace("@microstep_id", step_id))
+
+
+class RecipeHooksBackend:
+    """Runs a recipe's checkpoint hooks through the build's command runner."""
+
+    def __init__(self, hooks: Mapping[str, tuple[Command, ...]], runner: CommandRunner) -> None:
+        self._hooks = hooks
+        self._runner = runner
+
+    def _run(self, hook: str, step_id: str = "", *, interactive: bool = True,
+             shown: bool = True) -> str:
+        output: list[str] = []
+        with self._runner.capturing(None if shown else output.append):
+            for command in self._hooks.get(hook, ()):
+                self._runner.execute(with_step_id(command, step_id), interactive=interactive)
+        return "".join(output)
+
+    def enabled(self) -> bool:
+        """Run ``enabled?``; a missing hook means "always enabled"."""
+        if "enabled?" not in self._hooks:
+            return True
+        try:
+            self._run("enabled?", interactive=False, shown=False)
+        except CommandFailedError:
+            return False
+        return True
+
+    def list(self) -> frozenset[StepId]:
+        """Run ``list`` and read one id per line of its output."""
+        text = self._run("list", shown=False)
+        return frozenset(StepId(line.strip()) for line in text.splitlines() if line.strip())
+
+    def create(self, step_id: StepId) -> None:
+        """Run ``create`` for ``step_id`` (its output is not shown, as upstream)."""
+        self._run("create", step_id, shown=False)
+
+    def restore(self, step_id: StepId) -> None:
+        """Run ``apply`` for ``step_id`` (its output is shown)."""
+        self._run("apply", step_id)
+
+    def clear(self) -> None:
+        """Run ``clear``."""
+        self._run("clear")

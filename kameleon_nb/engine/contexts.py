@@ -1,0 +1,160 @@
+"""The local/out/in context shells of one build, started lazily and closed together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from kameleon_nb.core.contexts import ContextName, ContextSpec
+from kameleon_nb.engine.events import ContextStarted, EventSink
+from kameleon_nb.errors import ContextClosedError, ContextError
+
+__all__ = ["CommandResult", "Contexts", "OutputSink", "Shell", "ShellFactory"]
+
+log = logging.getLogger(__name__)
+
+OutputSink = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What one command did: its status, its last lines, how long it took."""
+
+    exit_status: int
+    tail: str
+    duration: float
+
+
+class Shell(Protocol):
+    """A persistent context shell (``engine.shell.ContextShell`` or a test fake)."""
+
+    @property
+    def alive(self) -> bool:
+        """Whether the shell process is running."""
+        ...
+
+    def start(self) -> None:
+        """Start the shell process."""
+        ...
+
+    def run(
+        self, script: str, *, on_output: OutputSink | None = None, timeout: float | None = None
+    ) -> CommandResult:
+        """Run one command the Kameleon way."""
+        ...
+
+    def interrupt(self) -> None:
+        """Interrupt the running command."""
+        ...
+
+    def close(self) -> None:
+        """Stop the shell and everything it started."""
+        ...
+
+    def variables(self) -> str:
+        """The dump of the shell variables the commands have set."""
+        ...
+
+    def restore_variables(self, dump: str) -> None:
+        """Make later commands see exactly the variables of ``dump``."""
+        ...
+
+    def reset_variables(self) -> None:
+        """Forget every variable the commands have set."""
+        ...
+
+
+ShellFactory = Callable[[ContextSpec], Shell]
+
+
+class Contexts:
+    """The three contexts of a build, each started on its first command."""
+
+    def __init__(
+        self,
+        specs: Mapping[ContextName, ContextSpec],
+        factory: ShellFactory,
+        on_event: EventSink,
+    ) -> None:
+        self._specs = dict(specs)
+        self._factory = factory
+        self._emit = on_event
+        self._shells: dict[ContextName, Shell] = {}
+
+    def spec(self, name: ContextName) -> ContextSpec:
+        """The settings of one context."""
+        return self._specs[name]
+
+    def started(self) -> list[ContextName]:
+        """The contexts whose shell is running."""
+        return [name for name, shell in self._shells.items() if shell.alive]
+
+    def shell(self, name: ContextName) -> Shell:
+        """The shell of a context, started (or restarted after a death) if needed."""
+        shell = self._shells.get(name)
+        if shell is None:
+            shell = self._factory(self._specs[name])
+            self._shells[name] = shell
+        if not shell.alive:
+            try:
+                shell.start()
+            except ContextError as err:
+                raise ContextError(f"{err}. The '{name.value}_context' is inaccessible.") from err
+            self._emit(ContextStarted(name.value))
+        return shell
+
+    def run(
+        self,
+        name: ContextName,
+        script: str,
+        *,
+        on_output: OutputSink | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run one command in a context."""
+        shell = self.shell(name)
+        try:
+            return shell.run(script, on_output=on_output, timeout=timeout)
+        except ContextClosedError:
+            log.warning("context %s died", name.value)
+            raise
+
+    def reload(self, name: ContextName, *, keep_variables: bool = False) -> None:
+        """Replace a context's shell by a fresh one (``reload_context``)."""
+        shell = self._shells.get(name)
+        saved = shell.variables() if shell is not None and keep_variables else ""
+        if shell is not None:
+            shell.close()
+        fresh = self.shell(name)
+        if keep_variables:
+            fresh.restore_variables(saved)
+        else:
+            fresh.reset_variables()
+
+    def variables(self) -> dict[ContextName, str]:
+        """Variable dumps of the started contexts (what a checkpoint records)."""
+        return {name: shell.variables() for name, shell in self._shells.items() if shell.alive}
+
+    def restore(self, dumps: Mapping[ContextName, str]) -> None:
+        """Restart every context with the given variables (after a checkpoint restore)."""
+        for name in list(self._shells):
+            self._shells.pop(name).close()
+        for name, dump in dumps.items():
+            self.shell(name).restore_variables(dump)
+
+    def interrupt(self) -> None:
+        """Interrupt whatever command is running in any context."""
+        for shell in self._shells.values():
+            if shell.alive:
+                shell.interrupt()
+
+    def close(self) -> None:
+        """Close every shell (idempotent)."""
+        for shell in self._shells.values():
+            try:
+                shell.close()
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                log.exception("closing a context shell failed")
+        self._shells.clear()

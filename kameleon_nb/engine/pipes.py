@@ -1,0 +1,103 @@
+"""``pipe``: stream one context's stdout into another context's command.
+
+Both ends run as one-shot processes of their context (its command, environment,
+variables and workdir), joined by an OS pipe: bytes flow from one to the other
+without passing through Python, so any size streams with constant memory.
+Neither end changes the variables of its context.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import IO
+
+from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.engine.contexts import Contexts
+from kameleon_nb.errors import CommandTimeoutError
+
+__all__ = ["run_pipe"]
+
+_TAIL_LINES = 20
+
+
+def _relay(
+    stream: IO[bytes],
+    context: ContextName,
+    on_output: Callable[[ContextName, str], None],
+    tail: collections.deque[str],
+) -> None:
+    for raw in iter(lambda: stream.readline(65536), b""):
+        text = raw.decode("utf-8", errors="replace")
+        tail.append(text)
+        on_output(context, text)
+    stream.close()
+
+
+def run_pipe(
+    contexts: Contexts,
+    source: tuple[ContextName, str],
+    target: tuple[ContextName, str],
+    *,
+    on_output: Callable[[ContextName, str], None],
+    timeout: float | None = None,
+) -> tuple[int, str]:
+    """Run ``source``'s command with its stdout piped into ``target``'s command.
+
+    Args:
+        contexts: the build's contexts.
+        source: the context and command whose stdout is sent.
+        target: the context and command that reads it on stdin.
+        on_output: receives stderr of the source and output of the target.
+        timeout: seconds before both ends are killed.
+
+    Returns:
+        The exit status (the first non-zero of source and target, as with
+        ``pipefail``) and the last lines of output.
+
+    Raises:
+        CommandTimeoutError: the pipe ran longer than ``timeout``.
+    """
+    source_argv = contexts.shell(source[0]).pipe_argv(source[1])
+    target_argv = contexts.shell(target[0]).pipe_argv(target[1])
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    producer = subprocess.Popen(  # noqa: S603 - argv built by the context shell
+        source_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=contexts.spec(source[0]).start_dir, start_new_session=True,
+    )
+    assert producer.stdout is not None and producer.stderr is not None
+    consumer = subprocess.Popen(  # noqa: S603
+        target_argv, stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=contexts.spec(target[0]).start_dir, start_new_session=True,
+    )
+    producer.stdout.close()  # the consumer holds the read end now
+    assert consumer.stdout is not None
+    relays = [
+        threading.Thread(target=_relay, args=(producer.stderr, source[0], on_output, tail),
+                         daemon=True),
+        threading.Thread(target=_relay, args=(consumer.stdout, target[0], on_output, tail),
+                         daemon=True),
+    ]
+    for relay in relays:
+        relay.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for process in (consumer, producer):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            process.wait(remaining)
+    except subprocess.TimeoutExpired as err:
+        raise CommandTimeoutError(
+            f"pipe from {source[0].value} to {target[0].value} ran longer than {timeout} s"
+        ) from err
+    finally:
+        for process in (producer, consumer):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for relay in relays:
+            relay.join(timeout=5)
+    status = producer.returncode or consumer.returncode
+    return status, "".join(tail)

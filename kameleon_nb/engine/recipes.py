@@ -1,0 +1,86 @@
+"""Open a recipe for a build: load, restore the build dir's uuid, resolve.
+
+This is the one entry point the front ends use to turn a recipe path into a
+:class:`ResolvedRecipe`, so the CLI and the notebook resolve recipes identically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from kameleon_nb.core.loader import load_recipe
+from kameleon_nb.core.model import ResolvedRecipe
+from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
+
+__all__ = ["BUILD_RECIPE", "BUILTIN_STEPS_DIR", "open_recipe", "stored_uuid"]
+
+#: kameleon_nb's own steps directory (mechanisms, backends, aliases), searched last.
+BUILTIN_STEPS_DIR = str(Path(__file__).resolve().parent.parent / "data" / "steps")
+
+#: The file a build leaves in its build dir (uuid, resolved steps).
+BUILD_RECIPE = ".build_recipe"
+
+
+def stored_uuid(kameleon_cwd: str) -> tuple[str, str] | None:
+    """The ``(kameleon_uuid, kameleon_short_uuid)`` of a previous build, if any."""
+    path = os.path.join(kameleon_cwd, BUILD_RECIPE)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError):
+        return None
+    globals_ = data.get("global") if isinstance(data, dict) else None
+    if not isinstance(globals_, dict):
+        return None
+    full, short = globals_.get("kameleon_uuid"), globals_.get("kameleon_short_uuid")
+    if isinstance(full, str) and isinstance(short, str):
+        return full, short
+    return None
+
+
+def open_recipe(
+    path: str,
+    *,
+    cli_globals: Mapping[str, str] | None = None,
+    build_path: str | None = None,
+    checkpointing: bool = False,
+    persistent_cache: bool = False,
+    cwd: str | None = None,
+) -> ResolvedRecipe:
+    """Load and resolve a recipe as ``kameleon build`` does.
+
+    Args:
+        path: the recipe path as the user gave it.
+        cli_globals: ``-g`` overrides.
+        build_path: the build root (default ``<cwd>/build``).
+        checkpointing: value of ``checkpointing_enabled``.
+        persistent_cache: value of ``persistent_cache``.
+        cwd: the workspace root (default: the process's cwd).
+
+    Returns:
+        The resolved recipe.
+    """
+    cwd = os.path.abspath(cwd or os.getcwd())
+    build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
+    loaded = load_recipe(path, cli_globals=cli_globals, cwd=cwd)
+    options = ResolveOptions(
+        cli_globals=dict(cli_globals or {}),
+        build_path=build_path,
+        checkpointing=checkpointing,
+        persistent_cache=persistent_cache,
+        stored_uuid=stored_uuid(os.path.join(build_path, loaded.name)),
+        builtin_steps_dirs=(BUILTIN_STEPS_DIR,),
+    )
+    recipe = resolve_recipe(loaded, options, cwd=cwd)
+    if recipe.kameleon_cwd != os.path.join(build_path, loaded.name):
+        moved = stored_uuid(recipe.kameleon_cwd)  # the recipe moved its build dir
+        if moved is not None and moved != options.stored_uuid:
+            options = dataclasses.replace(options, stored_uuid=moved)
+            recipe = resolve_recipe(loaded, options, cwd=cwd)
+    return recipe
+

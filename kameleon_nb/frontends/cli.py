@@ -1,0 +1,169 @@
+"""The ``kameleon`` command: Kameleon 2.11.0's options, plus the checkpoint doc's spellings.
+
+Everything goes to stdout, as upstream does (errors too: ``Error: <message>``), and
+each error class exits with upstream's status (semantics §1.4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from kameleon_nb._version import UPSTREAM, VERSION
+from kameleon_nb.errors import BuildError, KameleonError, UsageError
+
+__all__ = ["main"]
+
+FATAL_EXIT = 154  # upstream exits 666, which the OS truncates to 154
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with upstream's usage-error status (15) instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"ERROR: {message}\nUsage: \"{self.prog} --help\" for the options")
+
+
+def _global_pairs(values: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    pairs: dict[str, str] = {}
+    rest: list[str] = []
+    for value in values:
+        if ":" in value:
+            key, _, val = value.partition(":")
+            pairs[key] = val
+        else:
+            rest.append(value)
+    return pairs, rest
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
+                        help="colour output (off when stdout is not a terminal)")
+    parser.add_argument("--verbose", action="store_true", help="show extra [info] lines")
+    parser.add_argument("--debug", action="store_true",
+                        help="show [debug] lines and Python tracebacks")
+    parser.add_argument("-s", "--script", action="store_true",
+                        help="never prompt: a failing command aborts the build")
+
+
+def _add_globals(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-g", "--global", dest="global_", nargs="+", default=[],
+                        metavar="KEY:VALUE", help="override global variables")
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog="kameleon", description="Build appliances from Kameleon recipes.")
+    parser.add_argument("-v", "--version", action="store_true", help="print the version")
+    _add_common(parser)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    commands.add_parser("version", help="print the version")
+
+    build = commands.add_parser("build", help="build a recipe (or dry-run, list, clean)")
+    build.add_argument("recipe", nargs="?", help="the recipe file (.yaml may be omitted)")
+    _add_common(build)
+    _add_globals(build)
+    build.add_argument("-b", "--build-path", help="build root (default: ./build)")
+    build.add_argument("--clean", action="store_true",
+                       help="remove checkpoints and run the clean microsteps")
+    build.add_argument("-d", "--dryrun", action="store_true", help="print the plan, run nothing")
+    build.add_argument("--relative", action="store_true", help="dry run: relative paths")
+    build.add_argument("-F", "--from-checkpoint", metavar="ID|STEP|last",
+                       help="restart from this checkpoint (turns checkpointing on)")
+    build.add_argument("-B", "--begin-checkpoint", metavar="ID|STEP",
+                       help="create checkpoints only from this step on")
+    build.add_argument("-E", "--end-checkpoint", metavar="ID|STEP",
+                       help="create no checkpoints after this step")
+    build.add_argument("-c", "--enable-checkpointing", "--enable-checkpoint",
+                       dest="checkpointing", action="store_true",
+                       help="create and use checkpoints")
+    build.add_argument("--microstep-checkpoints", "--microstep-checkpoint",
+                       dest="microstep_checkpoints", choices=["first", "all"], default="all",
+                       help="'first': at most one checkpoint per macrostep")
+    build.add_argument("-l", "--list-checkpoints", "--checkpoints", dest="list_checkpoints",
+                       action="store_true", help="list the valid checkpoints")
+    build.add_argument("-C", "--enable-cache", action="store_true", help="persistent cache")
+    build.add_argument("--cache-path", help="cache directory")
+    build.add_argument("--from-cache", help="build from a cache archive")
+    build.add_argument("--cache-archive-compression", choices=["none", "gzip", "bz2", "xz"],
+                       default="gzip")
+    build.add_argument("--polipo-path", help="ignored: kameleon_nb needs no polipo")
+    build.add_argument("--proxy", default="", help="parent HTTP proxy host:port")
+    build.add_argument("--proxy-credentials", default="", help="user:password for --proxy")
+    build.add_argument("--proxy-offline", action="store_true", help="cache offline mode")
+    build.add_argument("--log-json", metavar="FILE",
+                       help="also write every build event as one JSON object per line")
+    build.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="interrupt any single command that runs longer than this")
+
+    info = commands.add_parser("info", help="describe a recipe")
+    info.add_argument("recipes", nargs="*", help="recipe files")
+    _add_common(info)
+    _add_globals(info)
+    info.add_argument("--relative", action="store_true", help="relative paths")
+    info.add_argument("--from-cache", help="(unused, as upstream)")
+    return parser
+
+
+def _recipe_argument(args: argparse.Namespace, stray: list[str]) -> str:
+    recipe = args.recipe or (stray[0] if stray else None)
+    if stray and args.recipe:
+        raise UsageError(f"ERROR: unexpected arguments {stray!r}")
+    if recipe is None and not getattr(args, "from_cache", None):
+        raise BuildError(
+            "A recipe file or a persistent cache archive is required to run this command."
+        )
+    return str(recipe)
+
+
+def _run(argv: Sequence[str]) -> int:
+    from kameleon_nb.frontends import commands  # noqa: PLC0415 - keeps --help fast
+
+    args = _build_parser().parse_args(list(argv))
+    if args.version or args.command == "version":
+        print(f"Kameleon version {UPSTREAM} (kameleon_nb {VERSION})")
+        return 0
+    if args.command is None:
+        _build_parser().print_help(sys.stdout)
+        return 0
+    cli_globals, stray = _global_pairs(getattr(args, "global_", []))
+    if args.command == "info":
+        recipes = list(args.recipes) + stray
+        if not recipes:
+            raise UsageError('ERROR: "kameleon info" was called with no arguments\n'
+                             'Usage: "kameleon info [RECIPE_PATH]..."')
+        return commands.info(recipes, cli_globals, relative=args.relative)
+    recipe = _recipe_argument(args, stray)
+    return commands.build(recipe, cli_globals, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``kameleon`` command and return its exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or "KAMELEON_DEBUG" in os.environ
+    try:
+        return _run(argv)
+    except KameleonError as err:
+        if debug:
+            traceback.print_exc(file=sys.stdout)
+        print(f"Error: {err}", flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("Quitting...", flush=True)
+        return 1
+    except BrokenPipeError:
+        return 1
+    except Exception as err:  # noqa: BLE001 - upstream's last-resort handler
+        if debug:
+            raise
+        print(f"Unfortunately, a fatal error has occurred : {err}.", flush=True)
+        print("Use --debug option for more details", flush=True)
+        return FATAL_EXIT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The CLI verbs: parse options into engine calls and print what comes back."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+
+from kameleon_nb.core.plan import BuildOptions, checkpoint_rows
+from kameleon_nb.engine.recipes import open_recipe
+from kameleon_nb.frontends.render import checkpoint_table, dryrun_lines, info_lines
+
+__all__ = ["build", "info"]
+
+
+def _say(lines: list[str]) -> None:
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+
+
+def info(recipes: list[str], cli_globals: Mapping[str, str], *, relative: bool) -> int:
+    """``kameleon info``: one block per recipe."""
+    for path in recipes:
+        recipe = open_recipe(path, cli_globals=cli_globals)
+        _say(info_lines(recipe, relative=relative))
+    return 0
+
+
+def _build_options(args: argparse.Namespace) -> BuildOptions:
+    checkpointing = bool(args.checkpointing or args.from_checkpoint)
+    return BuildOptions(
+        checkpointing=checkpointing,
+        from_checkpoint=args.from_checkpoint,
+        begin=args.begin_checkpoint,
+        end=args.end_checkpoint,
+        first_only=args.microstep_checkpoints == "first",
+    )
+
+
+def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -> int:
+    """``kameleon build``: dry run, clean, list or a real build (in that precedence)."""
+    options = _build_options(args)
+    for key, value in cli_globals.items():
+        print(f"CLI Global variable override: {key} => {value}")
+    recipe = open_recipe(
+        path,
+        cli_globals=cli_globals,
+        build_path=args.build_path,
+        checkpointing=options.checkpointing,
+        persistent_cache=args.enable_cache,
+    )
+    for warning in recipe.warnings:
+        print(warning)
+    if args.dryrun:
+        if args.list_checkpoints:
+            rows = checkpoint_rows(recipe)
+            if not rows:
+                _say([f"No checkpoints would be created by recipe '{recipe.name}':"])
+            else:
+                _say([f"The following checkpoints would be created by recipe '{recipe.name}':",
+                      *checkpoint_table(rows)])
+            return 0
+        _say(dryrun_lines(recipe, relative=args.relative, cwd=os.getcwd()))
+        return 0
+    from kameleon_nb.frontends.console import run_build  # noqa: PLC0415
+
+    return run_build(recipe, options, args)

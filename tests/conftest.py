@@ -1,0 +1,44 @@
+"""Shared fixtures: data paths, a scratch copy of the compat recipe, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+COMPAT = DATA / "compat"
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the compat ``tiny`` recipe; the cwd is its directory."""
+    target = tmp_path / "tiny"
+    shutil.copytree(COMPAT / "recipes" / "tiny", target)
+    old = os.getcwd()
+    os.chdir(target)
+    try:
+        yield target
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def kameleon(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
+    """Run the CLI in-process; returns (exit status, stdout)."""
+    from kameleon_nb.frontends.cli import main
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        return code, capsys.readouterr().out
+
+    return run
