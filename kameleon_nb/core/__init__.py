@@ -1,0 +1,1 @@
+"""The pure recipe core: model, parsing, variables, resolution, ids, plan."""

@@ -35,7 +35,7 @@ _BASE = "@base"
 def parse_yaml(text: str, *, source: str) -> object:
     """Parse YAML text, turning syntax errors into a one-line :class:`YamlError`."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -156,8 +156,9 @@ def _merge_globals(child: Mapping[str, object], parent: Mapping[str, object]) ->
     merged = dict(parent)
     for key, value in child.items():
         if isinstance(value, str) and key in parent:
-            value = overload(value, key, parent[key])
-        merged[key] = value
+            merged[key] = overload(value, key, parent[key])
+        else:
+            merged[key] = value
     return merged
 
 
@@ -173,7 +174,7 @@ def _extend_target(value: object, recipe: str, known: Mapping[str, object]) -> s
 
 def _splice_base(child: list[SectionItem], parent: list[SectionItem] | None) -> list[SectionItem]:
     for index, entry in enumerate(child):
-        if entry.item == _BASE or entry.item == [_BASE]:
+        if entry.item in (_BASE, [_BASE]):
             return child[:index] + list(parent or []) + child[index + 1 :]
     return child
 
@@ -203,10 +204,14 @@ def _include_globals(
         name = str(raw)
         optional = name.startswith("-")
         name = _with_yaml_ext(name.lstrip("-"))
-        candidates = [name] if os.path.isabs(name) else [
-            os.path.join(os.path.dirname(recipe), name),
-            *(os.path.join(d, "global", name) for d in steps_dirs.dirs),
-        ]
+        candidates = (
+            [name]
+            if os.path.isabs(name)
+            else [
+                os.path.join(os.path.dirname(recipe), name),
+                *(os.path.join(d, "global", name) for d in steps_dirs.dirs),
+            ]
+        )
         found = next((c for c in candidates if os.path.isfile(c)), None)
         if found is None:
             if optional:
@@ -220,7 +225,9 @@ def _include_globals(
     return merged, files
 
 
-def load_recipe(path: str, *, cli_globals: Mapping[str, str] | None = None, cwd: str) -> LoadedRecipe:
+def load_recipe(
+    path: str, *, cli_globals: Mapping[str, str] | None = None, cwd: str
+) -> LoadedRecipe:
     """Read a recipe and merge its ``extend`` chain (upstream's non-strict load).
 
     Args:

@@ -192,7 +192,9 @@ def _plan_step(
         return PlannedStep(microstep, Action.SKIP, messages.SKIP_ACTIVATED, None, True)
     ahead = restore is not None and microstep.order <= restore.order
     if ahead and policy is not CheckpointPolicy.REDO:
-        return PlannedStep(microstep, Action.CHECKPOINT_AHEAD, messages.CHECKPOINT_AHEAD, None, True)
+        return PlannedStep(
+            microstep, Action.CHECKPOINT_AHEAD, messages.CHECKPOINT_AHEAD, None, True
+        )
     if policy is CheckpointPolicy.REDO:
         why: str | None = messages.ALWAYS_REDO
     elif policy is CheckpointPolicy.DISABLED:

@@ -49,7 +49,9 @@ CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear")
 _REQUIRED_HOOKS = ("create", "apply", "list", "clear")
 _CONTEXT_DEFAULTS: dict[str, object] = {"cmd": "/bin/bash", "proxy_cache": "127.0.0.1"}
 _ALIAS_ARG_RE = re.compile(r"@\d+")
-_DATA_DIR_RE = re.compile(r"\$\$(?:\{kameleon_data_dir\}|kameleon_data_dir(?![a-zA-Z0-9_-]))(.*)$", re.M)
+_DATA_DIR_RE = re.compile(
+    r"\$\$(?:\{kameleon_data_dir\}|kameleon_data_dir(?![a-zA-Z0-9_-]))(.*)$", re.M
+)
 _HOOK_RE = re.compile(r"^on_(?:(\w+)_)?(clean|init)$")
 
 
@@ -335,8 +337,10 @@ class _Resolver:
         if value is None:
             return
         if isinstance(value, dict):
-            self.aliases = {str(k): _as_command_list(v, str(k), self.loaded.aliases_origin)
-                            for k, v in value.items()}
+            self.aliases = {
+                str(k): _as_command_list(v, str(k), self.loaded.aliases_origin)
+                for k, v in value.items()
+            }
             return
         names = value if isinstance(value, list) else [value]
         for raw_name in names:
@@ -405,8 +409,9 @@ class _Resolver:
     # data dir --------------------------------------------------------------------
     def data_dir(self, text: str, source: str, lookup: Callable[[str], str | None]) -> str:
         def replace(match: re.Match[str]) -> str:
-            tail = substitute(match.group(1), _strict(lookup, source), source=source,
-                              on_unbraced=self.unbraced)
+            tail = substitute(
+                match.group(1), _strict(lookup, source), source=source, on_unbraced=self.unbraced
+            )
             quote = ""
             if tail.endswith('"'):
                 tail, quote = tail[:-1], '"'
@@ -421,7 +426,9 @@ class _Resolver:
     def _record_data(self, path: str) -> None:
         paths = [path]
         if os.path.isdir(path):
-            paths = [os.path.join(root, f) for root, _, files in os.walk(path) for f in sorted(files)]
+            paths = [
+                os.path.join(root, f) for root, _, files in os.walk(path) for f in sorted(files)
+            ]
         for found in paths:
             if found not in self.data_files:
                 self.data_files.append(found)
@@ -430,8 +437,10 @@ class _Resolver:
     def resolve_command(
         self, raw: _RawCommand, source: str, microstep: str, lookup: Callable[[str], str | None]
     ) -> Command:
-        texts = _redump(raw.item) if raw.redumped or isinstance(raw.value, list) else _Texts.of(
-            raw.item
+        texts = (
+            _redump(raw.item)
+            if raw.redumped or isinstance(raw.value, list)
+            else _Texts.of(raw.item)
         )
         strict = _strict(lookup, source)
 
@@ -443,7 +452,9 @@ class _Resolver:
         texts = texts.map(resolve)
         try:
             hashed_obj = parse_yaml(texts.hashed, source=source)
-            run_obj = hashed_obj if texts.run == texts.hashed else parse_yaml(texts.run, source=source)
+            run_obj = (
+                hashed_obj if texts.run == texts.hashed else parse_yaml(texts.run, source=source)
+            )
         except YamlError as err:
             raise RecipeError(
                 f"Syntax error after variable resolution for microstep {microstep} "
@@ -678,7 +689,9 @@ def _load_checkpoint(resolver: _Resolver) -> dict[str, tuple[Command, ...]]:
         source = path
         data = read_yaml(path)
     if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a checkpoint mechanism maps hooks (create, apply...) to commands")
+        raise RecipeError(
+            f"{source}: a checkpoint mechanism maps hooks (create, apply...) to commands"
+        )
     missing = [hook for hook in _REQUIRED_HOOKS if hook not in data]
     if missing:
         raise RecipeError(
@@ -724,8 +737,10 @@ def _load_macrostep(
         raise _malformed(section, f"arguments of step '{name}' must be a list")
     path = resolver.steps_dirs.find_step(section, name, include_steps)
     if path is None:
-        raise RecipeError(f"Step {name} not found (searched {section}/{name}.yaml in the steps "
-                          f"directories of {resolver.loaded.abspath})")
+        raise RecipeError(
+            f"Step {name} not found (searched {section}/{name}.yaml in the steps "
+            f"directories of {resolver.loaded.abspath})"
+        )
     resolver.step_files.append(path)
     data = read_yaml(path)
     if not isinstance(data, list):
@@ -768,8 +783,12 @@ def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str
         text = psych.dump(value)
         if VARIABLE_RE.search(text) is not None:
             lookup = lookup_in(globals_, resolved)
-            text = substitute(text, _strict(lookup, macrostep.path), source=macrostep.path,
-                              on_unbraced=resolver.unbraced)
+            text = substitute(
+                text,
+                _strict(lookup, macrostep.path),
+                source=macrostep.path,
+                on_unbraced=resolver.unbraced,
+            )
             value = parse_yaml(text, source=macrostep.path)
         resolved[key] = value
     return lookup_in(resolved, globals_)
@@ -797,8 +816,15 @@ def _build_sections(
                         if hook is None:
                             commands.append(command)
                             continue
-                        _attach_hook(command, hook, microstep, target, section_init,
-                                     section_clean, microstep.source)
+                        _attach_hook(
+                            command,
+                            hook,
+                            microstep,
+                            target,
+                            section_init,
+                            section_clean,
+                            microstep.source,
+                        )
                 target.microsteps.append(_Built(microstep.name, commands, microstep.policy))
             built_steps.append(target)
         result.append((section, built_steps))
@@ -819,11 +845,15 @@ def _attach_hook(
 ) -> None:
     target_section, kind = hook.group(1), hook.group(2)
     if target_section is not None and target_section not in SECTIONS:
-        raise RecipeError(f"Invalid command: '{command.key}' in microstep "
-                          f"'{microstep.name}' of {source} (sections are {', '.join(SECTIONS)})")
+        raise RecipeError(
+            f"Invalid command: '{command.key}' in microstep "
+            f"'{microstep.name}' of {source} (sections are {', '.join(SECTIONS)})"
+        )
     if not isinstance(command.value, tuple):
-        raise RecipeError(f"Invalid {command.key} arguments in microstep '{microstep.name}' "
-                          f"of {source}: expected a list of commands")
+        raise RecipeError(
+            f"Invalid {command.key} arguments in microstep '{microstep.name}' "
+            f"of {source}: expected a list of commands"
+        )
     if target_section is None:
         holder = macrostep
     else:

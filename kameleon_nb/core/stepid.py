@@ -17,7 +17,7 @@ def step_id_of(texts: Sequence[str], salt: str) -> StepId:
     '283a038316f7'
     """
     content = " ".join(texts) + salt
-    return StepId(hashlib.sha1(content.encode("utf-8")).hexdigest()[:12])  # noqa: S324
+    return StepId(hashlib.sha1(content.encode("utf-8")).hexdigest()[:12])
 
 
 def chain_step_ids(

@@ -1,0 +1,1 @@
+"""Side effects: context shells, commands, checkpoints, the builder."""

@@ -35,8 +35,12 @@ def write_build_recipe(recipe: ResolvedRecipe) -> str:
         "global": _plain(dict(recipe.global_vars)),
         "checkpoint": {hook: [c.text for c in cmds] for hook, cmds in recipe.checkpoint.items()},
         "steps": [
-            {"slug": m.slug, "id": m.step_id, "on_checkpoint": m.on_checkpoint.value,
-             "commands": [c.text for c in m.commands]}
+            {
+                "slug": m.slug,
+                "id": m.step_id,
+                "on_checkpoint": m.on_checkpoint.value,
+                "commands": [c.text for c in m.commands],
+            }
             for m in recipe.microsteps()
         ],
     }

@@ -88,8 +88,9 @@ class Builder:
         self.recipe = recipe
         self._emit = on_event
         self.contexts = Contexts(recipe.contexts, shells or _default_shell_factory(), on_event)
-        self.runner = CommandRunner(self.contexts, on_event, on_failure, timeout=timeout,
-                                    open_shell=open_shell)
+        self.runner = CommandRunner(
+            self.contexts, on_event, on_failure, timeout=timeout, open_shell=open_shell
+        )
         self._checkpoints = checkpoints
         self._existing: frozenset[StepId] | None = None
 
@@ -144,8 +145,13 @@ class Builder:
         """Plan and run the whole recipe, as ``kameleon build`` does."""
         started = time.monotonic()
         os.makedirs(self.recipe.kameleon_cwd, exist_ok=True)
-        self._emit(BuildStarted(self.recipe.path, self.recipe.kameleon_cwd,
-                                total=sum(1 for _ in self.recipe.microsteps())))
+        self._emit(
+            BuildStarted(
+                self.recipe.path,
+                self.recipe.kameleon_cwd,
+                total=sum(1 for _ in self.recipe.microsteps()),
+            )
+        )
         if options.checkpointing and not self.has_mechanism:
             raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
         plan = self.plan(options)
@@ -180,8 +186,11 @@ class Builder:
             checkpointed = False
             for microstep in macrostep.all_microsteps():
                 step = plan.step_for(microstep)
-                self._emit(MicrostepStarted(microstep.order, microstep.slug, microstep.step_id,
-                                            step.reason, total))
+                self._emit(
+                    MicrostepStarted(
+                        microstep.order, microstep.slug, microstep.step_id, step.reason, total
+                    )
+                )
                 micro_started = time.monotonic()
                 if step.action is Action.RUN:
                     self.runner.run_microstep(microstep.commands, microstep.slug)
@@ -196,9 +205,15 @@ class Builder:
                     result.checkpoint_ahead.append(microstep.slug)
                 else:
                     result.skipped.append(microstep.slug)
-                self._emit(MicrostepFinished(microstep.order, microstep.slug, microstep.step_id,
-                                             step.action is Action.RUN,
-                                             time.monotonic() - micro_started))
+                self._emit(
+                    MicrostepFinished(
+                        microstep.order,
+                        microstep.slug,
+                        microstep.step_id,
+                        step.action is Action.RUN,
+                        time.monotonic() - micro_started,
+                    )
+                )
             elapsed = time.monotonic() - started - checkpoint_seconds
             self._emit(MacrostepFinished(macrostep.name, max(0.0, elapsed)))
 
@@ -232,8 +247,7 @@ class Builder:
                 try:
                     self.runner.run_microstep(microstep.commands, microstep.slug)
                 except KameleonError as err:
-                    self._emit(Message(f"An error occurred while executing: {err}",
-                                       Level.WARNING))
+                    self._emit(Message(f"An error occurred while executing: {err}", Level.WARNING))
 
     def _cleanup_after_failure(
         self, err: BaseException, finished: list[str], options: BuildOptions
@@ -249,7 +263,7 @@ class Builder:
         unfinished = [s for s in self.recipe.sections if s.name not in finished]
         try:
             self._clean_sections(unfinished, options.checkpointing)
-        except BaseException:  # noqa: BLE001 - cleanup must not hide the first error
+        except BaseException:
             log.exception("cleanup after failure failed")
 
     def clean(self, options: BuildOptions) -> None:

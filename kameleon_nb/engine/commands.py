@@ -146,7 +146,9 @@ class CommandRunner:
                 return None
             if choice in (Choice.SHELL_LOCAL, Choice.SHELL_OUT, Choice.SHELL_IN):
                 if self._open_shell is not None:
-                    self._open_shell(_CONTEXT_NAMES[{"l": "local", "o": "out", "i": "in"}[choice.value]])
+                    self._open_shell(
+                        _CONTEXT_NAMES[{"l": "local", "o": "out", "i": "in"}[choice.value]]
+                    )
                 continue
             if choice is Choice.RETRY and not can_retry:
                 continue
@@ -192,8 +194,13 @@ class CommandRunner:
         return sink
 
     def _failure(self, command: Command, context: str, status: int | None, tail: str) -> Failure:
-        return Failure(command=command.text, context=context, exit_status=status, tail=tail,
-                       slug=self._scope.slug)
+        return Failure(
+            command=command.text,
+            context=context,
+            exit_status=status,
+            tail=tail,
+            slug=self._scope.slug,
+        )
 
     def _exec(self, context: ContextName, command: Command) -> None:
         script = command.value if isinstance(command.value, str) else ""
@@ -212,15 +219,22 @@ class CommandRunner:
         children = command.children
         ends = [exec_context(child.key) for child in children]
         if len(children) != 2 or ends[0] is None or ends[1] is None:
-            raise CommandFailedError(self._failure(
-                command, "local", None,
-                "Invalid 'pipe' command arguments: expecting two exec_* commands"))
+            raise CommandFailedError(
+                self._failure(
+                    command,
+                    "local",
+                    None,
+                    "Invalid 'pipe' command arguments: expecting two exec_* commands",
+                )
+            )
         source, target = ends[0], ends[1]
         source_script = children[0].value if isinstance(children[0].value, str) else ""
         target_script = children[1].value if isinstance(children[1].value, str) else ""
         try:
             status, tail = run_pipe(
-                self.contexts, (source, source_script), (target, target_script),
+                self.contexts,
+                (source, source_script),
+                (target, target_script),
                 on_output=lambda ctx, text: self._output(ctx)(text),
                 timeout=self._timeout,
             )
@@ -232,8 +246,14 @@ class CommandRunner:
     def _rescue(self, command: Command, interactive: bool) -> None:
         children = command.children
         if len(children) != 2:
-            raise CommandFailedError(self._failure(
-                command, "local", None, "Invalid 'rescue' command arguments. Expecting 2 sub commands"))
+            raise CommandFailedError(
+                self._failure(
+                    command,
+                    "local",
+                    None,
+                    "Invalid 'rescue' command arguments. Expecting 2 sub commands",
+                )
+            )
         try:
             self.execute(children[0], interactive=False)
         except CommandFailedError:
@@ -242,9 +262,14 @@ class CommandRunner:
     def _test(self, command: Command, interactive: bool) -> None:
         children = command.children
         if len(children) not in (2, 3):
-            raise CommandFailedError(self._failure(
-                command, "local", None,
-                "Invalid 'test' command arguments. Expecting 2 or 3 sub commands"))
+            raise CommandFailedError(
+                self._failure(
+                    command,
+                    "local",
+                    None,
+                    "Invalid 'test' command arguments. Expecting 2 or 3 sub commands",
+                )
+            )
         try:
             self.execute(children[0], interactive=False)
         except CommandFailedError:
@@ -254,8 +279,11 @@ class CommandRunner:
         self.execute(children[1], interactive=interactive)
 
     def _breakpoint(self, command: Command) -> None:
-        message = command.value if isinstance(command.value, str) and command.value else (
-            "Kameleon breakpoint!")
+        message = (
+            command.value
+            if isinstance(command.value, str) and command.value
+            else ("Kameleon breakpoint!")
+        )
         self._emit(Message(message, Level.ERROR))
         choice = self._ask(self._failure(command, "local", None, ""), can_retry=False)
         if choice is None or choice is Choice.ABORT:
@@ -267,7 +295,12 @@ class CommandRunner:
         value = command.value if isinstance(command.value, str) else ""
         context = _CONTEXT_NAMES.get(value)
         if context is None:
-            raise CommandFailedError(self._failure(
-                command, "local", None,
-                'Invalid context name arguments. Expected: ["in", "out", "local"]'))
+            raise CommandFailedError(
+                self._failure(
+                    command,
+                    "local",
+                    None,
+                    'Invalid context name arguments. Expected: ["in", "out", "local"]',
+                )
+            )
         self.contexts.reload(context)

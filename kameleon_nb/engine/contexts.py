@@ -155,6 +155,6 @@ class Contexts:
         for shell in self._shells.values():
             try:
                 shell.close()
-            except Exception:  # noqa: BLE001 - closing must go on for the others
+            except Exception:
                 log.exception("closing a context shell failed")
         self._shells.clear()

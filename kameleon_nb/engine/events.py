@@ -166,6 +166,7 @@ class JsonLinesSink:
         self._stream = stream
 
     def __call__(self, event: BuildEvent) -> None:
+        """Write one event."""
         record: dict[str, object] = {"event": type(event).__name__}
         for field in dataclasses.fields(event):
             value = getattr(event, field.name)

@@ -64,22 +64,33 @@ def run_pipe(
     source_argv = contexts.shell(source[0]).pipe_argv(source[1])
     target_argv = contexts.shell(target[0]).pipe_argv(target[1])
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    producer = subprocess.Popen(  # noqa: S603 - argv built by the context shell
-        source_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=contexts.spec(source[0]).start_dir, start_new_session=True,
+    producer = subprocess.Popen(
+        source_argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=contexts.spec(source[0]).start_dir,
+        start_new_session=True,
     )
-    assert producer.stdout is not None and producer.stderr is not None
-    consumer = subprocess.Popen(  # noqa: S603
-        target_argv, stdin=producer.stdout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        cwd=contexts.spec(target[0]).start_dir, start_new_session=True,
+    assert producer.stdout is not None
+    assert producer.stderr is not None
+    consumer = subprocess.Popen(
+        target_argv,
+        stdin=producer.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=contexts.spec(target[0]).start_dir,
+        start_new_session=True,
     )
     producer.stdout.close()  # the consumer holds the read end now
     assert consumer.stdout is not None
     relays = [
-        threading.Thread(target=_relay, args=(producer.stderr, source[0], on_output, tail),
-                         daemon=True),
-        threading.Thread(target=_relay, args=(consumer.stdout, target[0], on_output, tail),
-                         daemon=True),
+        threading.Thread(
+            target=_relay, args=(producer.stderr, source[0], on_output, tail), daemon=True
+        ),
+        threading.Thread(
+            target=_relay, args=(consumer.stdout, target[0], on_output, tail), daemon=True
+        ),
     ]
     for relay in relays:
         relay.start()

@@ -83,4 +83,3 @@ def open_recipe(
             options = dataclasses.replace(options, stored_uuid=moved)
             recipe = resolve_recipe(loaded, options, cwd=cwd)
     return recipe
-

@@ -1,0 +1,1 @@
+"""Thin front ends: the CLI, the console, the IPython magics and widgets."""

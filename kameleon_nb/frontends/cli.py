@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with upstream's usage-error status (15) instead of 2."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"ERROR: {message}\nUsage: \"{self.prog} --help\" for the options")
+        raise UsageError(f'ERROR: {message}\nUsage: "{self.prog} --help" for the options')
 
 
 def _global_pairs(values: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -41,18 +41,34 @@ def _global_pairs(values: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--color", action=argparse.BooleanOptionalAction, default=None,
-                        help="colour output (off when stdout is not a terminal)")
+    parser.add_argument(
+        "--color",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="colour output (off when stdout is not a terminal)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show extra [info] lines")
-    parser.add_argument("--debug", action="store_true",
-                        help="show [debug] lines and Python tracebacks")
-    parser.add_argument("-s", "--script", action="store_true",
-                        help="never prompt: a failing command aborts the build")
+    parser.add_argument(
+        "--debug", action="store_true", help="show [debug] lines and Python tracebacks"
+    )
+    parser.add_argument(
+        "-s",
+        "--script",
+        action="store_true",
+        help="never prompt: a failing command aborts the build",
+    )
 
 
 def _add_globals(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-g", "--global", dest="global_", nargs="+", default=[],
-                        metavar="KEY:VALUE", help="override global variables")
+    parser.add_argument(
+        "-g",
+        "--global",
+        dest="global_",
+        nargs="+",
+        default=[],
+        metavar="KEY:VALUE",
+        help="override global variables",
+    )
 
 
 def _build_parser() -> _Parser:
@@ -68,37 +84,72 @@ def _build_parser() -> _Parser:
     _add_common(build)
     _add_globals(build)
     build.add_argument("-b", "--build-path", help="build root (default: ./build)")
-    build.add_argument("--clean", action="store_true",
-                       help="remove checkpoints and run the clean microsteps")
+    build.add_argument(
+        "--clean", action="store_true", help="remove checkpoints and run the clean microsteps"
+    )
     build.add_argument("-d", "--dryrun", action="store_true", help="print the plan, run nothing")
     build.add_argument("--relative", action="store_true", help="dry run: relative paths")
-    build.add_argument("-F", "--from-checkpoint", metavar="ID|STEP|last",
-                       help="restart from this checkpoint (turns checkpointing on)")
-    build.add_argument("-B", "--begin-checkpoint", metavar="ID|STEP",
-                       help="create checkpoints only from this step on")
-    build.add_argument("-E", "--end-checkpoint", metavar="ID|STEP",
-                       help="create no checkpoints after this step")
-    build.add_argument("-c", "--enable-checkpointing", "--enable-checkpoint",
-                       dest="checkpointing", action="store_true",
-                       help="create and use checkpoints")
-    build.add_argument("--microstep-checkpoints", "--microstep-checkpoint",
-                       dest="microstep_checkpoints", choices=["first", "all"], default="all",
-                       help="'first': at most one checkpoint per macrostep")
-    build.add_argument("-l", "--list-checkpoints", "--checkpoints", dest="list_checkpoints",
-                       action="store_true", help="list the valid checkpoints")
+    build.add_argument(
+        "-F",
+        "--from-checkpoint",
+        metavar="ID|STEP|last",
+        help="restart from this checkpoint (turns checkpointing on)",
+    )
+    build.add_argument(
+        "-B",
+        "--begin-checkpoint",
+        metavar="ID|STEP",
+        help="create checkpoints only from this step on",
+    )
+    build.add_argument(
+        "-E", "--end-checkpoint", metavar="ID|STEP", help="create no checkpoints after this step"
+    )
+    build.add_argument(
+        "-c",
+        "--enable-checkpointing",
+        "--enable-checkpoint",
+        dest="checkpointing",
+        action="store_true",
+        help="create and use checkpoints",
+    )
+    build.add_argument(
+        "--microstep-checkpoints",
+        "--microstep-checkpoint",
+        dest="microstep_checkpoints",
+        choices=["first", "all"],
+        default="all",
+        help="'first': at most one checkpoint per macrostep",
+    )
+    build.add_argument(
+        "-l",
+        "--list-checkpoints",
+        "--checkpoints",
+        dest="list_checkpoints",
+        action="store_true",
+        help="list the valid checkpoints",
+    )
     build.add_argument("-C", "--enable-cache", action="store_true", help="persistent cache")
     build.add_argument("--cache-path", help="cache directory")
     build.add_argument("--from-cache", help="build from a cache archive")
-    build.add_argument("--cache-archive-compression", choices=["none", "gzip", "bz2", "xz"],
-                       default="gzip")
+    build.add_argument(
+        "--cache-archive-compression", choices=["none", "gzip", "bz2", "xz"], default="gzip"
+    )
     build.add_argument("--polipo-path", help="ignored: kameleon_nb needs no polipo")
     build.add_argument("--proxy", default="", help="parent HTTP proxy host:port")
     build.add_argument("--proxy-credentials", default="", help="user:password for --proxy")
     build.add_argument("--proxy-offline", action="store_true", help="cache offline mode")
-    build.add_argument("--log-json", metavar="FILE",
-                       help="also write every build event as one JSON object per line")
-    build.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                       help="interrupt any single command that runs longer than this")
+    build.add_argument(
+        "--log-json",
+        metavar="FILE",
+        help="also write every build event as one JSON object per line",
+    )
+    build.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="interrupt any single command that runs longer than this",
+    )
 
     info = commands.add_parser("info", help="describe a recipe")
     info.add_argument("recipes", nargs="*", help="recipe files")
@@ -134,8 +185,10 @@ def _run(argv: Sequence[str]) -> int:
     if args.command == "info":
         recipes = list(args.recipes) + stray
         if not recipes:
-            raise UsageError('ERROR: "kameleon info" was called with no arguments\n'
-                             'Usage: "kameleon info [RECIPE_PATH]..."')
+            raise UsageError(
+                'ERROR: "kameleon info" was called with no arguments\n'
+                'Usage: "kameleon info [RECIPE_PATH]..."'
+            )
         return commands.info(recipes, cli_globals, relative=args.relative)
     recipe = _recipe_argument(args, stray)
     return commands.build(recipe, cli_globals, args)
@@ -157,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 1
-    except Exception as err:  # noqa: BLE001 - upstream's last-resort handler
+    except Exception as err:
         if debug:
             raise
         print(f"Unfortunately, a fatal error has occurred : {err}.", flush=True)

@@ -58,8 +58,12 @@ def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -
             if not rows:
                 _say([f"No checkpoints would be created by recipe '{recipe.name}':"])
             else:
-                _say([f"The following checkpoints would be created by recipe '{recipe.name}':",
-                      *checkpoint_table(rows)])
+                _say(
+                    [
+                        f"The following checkpoints would be created by recipe '{recipe.name}':",
+                        *checkpoint_table(rows),
+                    ]
+                )
             return 0
         _say(dryrun_lines(recipe, relative=args.relative, cwd=os.getcwd()))
         return 0

@@ -36,8 +36,13 @@ from kameleon_nb.frontends.render import checkpoint_table
 __all__ = ["ConsoleSink", "ask_on_terminal", "run_build"]
 
 _COLOURS = {"blue": "34", "green": "32", "red": "31", "yellow": "33", "cyan": "36"}
-_LEVEL_COLOUR = {Level.MSG: "blue", Level.ERROR: "red", Level.WARNING: "yellow",
-                 Level.INFO: "", Level.VERBOSE: "cyan"}
+_LEVEL_COLOUR = {
+    Level.MSG: "blue",
+    Level.ERROR: "red",
+    Level.WARNING: "yellow",
+    Level.INFO: "",
+    Level.VERBOSE: "cyan",
+}
 
 
 def _secs(seconds: float) -> int:
@@ -47,8 +52,9 @@ def _secs(seconds: float) -> int:
 class ConsoleSink:
     """Prints build events as Kameleon 2.11.0 does, ``[ctx] `` before each output line."""
 
-    def __init__(self, stream: IO[str] | None = None, *, colour: bool | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, stream: IO[str] | None = None, *, colour: bool | None = None, verbose: bool = False
+    ) -> None:
         self._stream = stream or sys.stdout
         isatty = getattr(self._stream, "isatty", lambda: False)()
         self._colour = isatty if colour is None else colour and isatty
@@ -77,6 +83,7 @@ class ConsoleSink:
         self._partial.clear()
 
     def __call__(self, event: BuildEvent) -> None:  # noqa: PLR0912 - one branch per event
+        """Print one event."""
         if not isinstance(event, CommandOutput):
             self.flush_output()
         if isinstance(event, CommandOutput):
@@ -86,8 +93,9 @@ class ConsoleSink:
             if not event.clean:
                 self._write(f"Starting build recipe '{event.recipe_path}'")
         elif isinstance(event, ContextStarted):
-            self._write(f"[{event.context}] The {event.context}_context has been initialized",
-                        "green")
+            self._write(
+                f"[{event.context}] The {event.context}_context has been initialized", "green"
+            )
         elif isinstance(event, CheckpointRestored):
             self._write(f"Restoring last build from step: {event.slug}")
         elif isinstance(event, MicrostepStarted):
@@ -145,8 +153,10 @@ def _shell_launcher(recipe: ResolvedRecipe) -> Callable[[ContextName], None]:
     def launch(context: ContextName) -> None:
         spec = recipe.contexts[context]
         print("Starting interactive shell")
-        subprocess.call(["bash", "-c", spec.interactive_cmd or spec.cmd],  # noqa: S603,S607
-                        cwd=spec.start_dir if os.path.isdir(spec.start_dir) else None)
+        subprocess.call(
+            ["bash", "-c", spec.interactive_cmd or spec.cmd],
+            cwd=spec.start_dir if os.path.isdir(spec.start_dir) else None,
+        )
         print("Getting back to Kameleon...")
 
     return launch
@@ -173,10 +183,13 @@ def run_build(recipe: ResolvedRecipe, options: BuildOptions, args: argparse.Name
     if args.list_checkpoints and not args.clean:
         sink = _quiet  # upstream forces the error level: only the table shows
     try:
-        with Builder(recipe, on_event=sink,
-                     on_failure=ask_on_terminal if interactive else abort_on_failure,
-                     timeout=args.timeout,
-                     open_shell=_shell_launcher(recipe) if interactive else None) as builder:
+        with Builder(
+            recipe,
+            on_event=sink,
+            on_failure=ask_on_terminal if interactive else abort_on_failure,
+            timeout=args.timeout,
+            open_shell=_shell_launcher(recipe) if interactive else None,
+        ) as builder:
             if args.clean:
                 builder.clean(options)
             elif args.list_checkpoints:

@@ -36,7 +36,9 @@ def checkpoint_table(rows: Sequence[Microstep]) -> list[str]:
     lines = [f"{_cell('ID', id_width)} | {_cell('STEP', step_width)}"]
     if rows:
         lines.insert(1, f"{'-' * id_width}-|-{'-' * step_width}")
-    lines.extend(f"{_cell(i, id_width)} | {_cell(s, step_width)}" for i, s in zip(ids, slugs, strict=True))
+    lines.extend(
+        f"{_cell(i, id_width)} | {_cell(s, step_width)}" for i, s in zip(ids, slugs, strict=True)
+    )
     return lines
 
 
@@ -52,8 +54,7 @@ def dryrun_lines(recipe: ResolvedRecipe, *, relative: bool = False, cwd: str = "
         lines.append(f"[{section.name.capitalize()}]")
         for macrostep in section.macrosteps:
             where = (
-                "internal" if macrostep.path is None
-                else _shown_path(macrostep.path, relative, cwd)
+                "internal" if macrostep.path is None else _shown_path(macrostep.path, relative, cwd)
             )
             lines.append(f"  {macrostep.name} ({where})")
             lines.extend(f"  --> {m.order} {m.name}" for m in macrostep.all_microsteps())
@@ -74,8 +75,14 @@ def info_lines(recipe: ResolvedRecipe, *, relative: bool = False, cwd: str = "")
     def shown(path: str) -> str:
         return _shown_path(path, relative, cwd)
 
-    lines = ["--------------------", "[Name]", f" -> {recipe.name}", "[Path]",
-             f" -> {shown(recipe.abspath)}", "[Description]"]
+    lines = [
+        "--------------------",
+        "[Name]",
+        f" -> {recipe.name}",
+        "[Path]",
+        f" -> {shown(recipe.abspath)}",
+        "[Description]",
+    ]
     if recipe.description:
         lines.append(f" -> {recipe.description}")
     lines.append("[Parent recipes]")

@@ -33,8 +33,9 @@ class RecipeHooksBackend:
         self._hooks = hooks
         self._runner = runner
 
-    def _run(self, hook: str, step_id: str = "", *, interactive: bool = True,
-             shown: bool = True) -> str:
+    def _run(
+        self, hook: str, step_id: str = "", *, interactive: bool = True, shown: bool = True
+    ) -> str:
         output: list[str] = []
         with self._runner.capturing(None if shown else output.append):
             for command in self._hooks.get(hook, ()):

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 machine for kameleon_nb: the Debian packages its builds and
+# tests use (when root), then a virtual environment in .venv with the package installed
+# in editable mode with its Jupyter and test extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(bash busybox-static debootstrap rsync btrfs-progs qemu-utils zstd util-linux)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "note: not root; Debian packages not installed: ${missing[*]} (root-only tests will be skipped)" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[jupyter,test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
+.venv/bin/python -c 'import kameleon_nb, pexpect, yaml' 
