@@ -162,14 +162,22 @@ def _merge_globals(child: Mapping[str, object], parent: Mapping[str, object]) ->
     return merged
 
 
-def _extend_target(value: object, recipe: str, known: Mapping[str, object]) -> str:
+def _extend_target(
+    value: object, recipe: str, known: Mapping[str, object], fallback_dirs: Iterable[str]
+) -> str:
     if not isinstance(value, str) or not value:
         raise RecipeError(f"{recipe}: 'extend' must be a path to a recipe")
     match = VARIABLE_RE.search(value)
     if match is not None:  # upstream replaces only the first reference, non-strictly
         name = match.group(1) or match.group(2)
         value = value[: match.start()] + ruby_str(known.get(name, "")) + value[match.end() :]
-    return _with_yaml_ext(_absolute(value, os.path.dirname(recipe)))
+    target = _with_yaml_ext(_absolute(value, os.path.dirname(recipe)))
+    if not os.path.exists(target) and not os.path.isabs(value):
+        for directory in fallback_dirs:  # kameleon_nb's own backends, e.g. backends/chroot
+            candidate = _with_yaml_ext(_absolute(value, directory))
+            if os.path.exists(candidate):
+                return candidate
+    return target
 
 
 def _splice_base(child: list[SectionItem], parent: list[SectionItem] | None) -> list[SectionItem]:
@@ -226,7 +234,11 @@ def _include_globals(
 
 
 def load_recipe(
-    path: str, *, cli_globals: Mapping[str, str] | None = None, cwd: str
+    path: str,
+    *,
+    cli_globals: Mapping[str, str] | None = None,
+    cwd: str,
+    fallback_dirs: Iterable[str] = (),
 ) -> LoadedRecipe:
     """Read a recipe and merge its ``extend`` chain (upstream's non-strict load).
 
@@ -235,6 +247,8 @@ def load_recipe(
             not exist without it.
         cli_globals: ``-g`` globals, used to pick ``extend`` targets.
         cwd: the workspace root (steps directories are searched up to it).
+        fallback_dirs: where a relative ``extend`` that does not exist next to the
+            recipe is looked for next (kameleon_nb's shipped backend recipes).
 
     Returns:
         The merged recipe.
@@ -269,7 +283,7 @@ def load_recipe(
     current, current_data = abspath, data
     while "extend" in current_data:
         known = {**loaded.global_vars, **cli}
-        parent = _extend_target(current_data["extend"], current, known)
+        parent = _extend_target(current_data["extend"], current, known, fallback_dirs)
         if parent in loaded.chain:
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
             raise RecipeError(f"Cyclic 'extend' in {current}: {cycle}; remove one of the links")

@@ -17,10 +17,13 @@ from kameleon_nb.core.loader import load_recipe
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
 
-__all__ = ["BUILD_RECIPE", "BUILTIN_STEPS_DIR", "open_recipe", "stored_uuid"]
+__all__ = ["BUILD_RECIPE", "BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "open_recipe", "stored_uuid"]
 
 #: kameleon_nb's own steps directory (mechanisms, backends, aliases), searched last.
 BUILTIN_STEPS_DIR = str(Path(__file__).resolve().parent.parent / "data" / "steps")
+
+#: kameleon_nb's own recipes (``extend: backends/chroot``), tried after the recipe's dir.
+BUILTIN_RECIPES_DIR = str(Path(__file__).resolve().parent.parent / "data" / "recipes")
 
 #: The file a build leaves in its build dir (uuid, resolved steps).
 BUILD_RECIPE = ".build_recipe"
@@ -67,7 +70,9 @@ def open_recipe(
     """
     cwd = os.path.abspath(cwd or os.getcwd())
     build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
-    loaded = load_recipe(path, cli_globals=cli_globals, cwd=cwd)
+    loaded = load_recipe(
+        path, cli_globals=cli_globals, cwd=cwd, fallback_dirs=(BUILTIN_RECIPES_DIR,)
+    )
     options = ResolveOptions(
         cli_globals=dict(cli_globals or {}),
         build_path=build_path,
