@@ -43,16 +43,17 @@ def test_resolved_commands_and_ids_match_upstream(tiny, vector, checkpointing, f
     # the location-dependent id is still the chain's: sha1(text + previous chained id)
     done = got[-1]
     previous = got[-2].step_id
-    expected_done = hashlib.sha1(
-        (done.commands[0].text + previous).encode()
-    ).hexdigest()[:12]
+    expected_done = hashlib.sha1((done.commands[0].text + previous).encode()).hexdigest()[:12]
     assert done.step_id == expected_done
 
 
 @pytest.mark.parametrize(("vector", "checkpointing", "fruit"), VECTORS)
 def test_hash_chain_over_upstream_texts(vector, checkpointing, fruit):
     """The chain alone, fed upstream's own command texts (compat README §4, level 1)."""
-    rows = [r for r in json.loads((COMPAT / "ids" / vector).read_text())
-            if r["slug"] != LOCATION_DEPENDENT]
+    rows = [
+        r
+        for r in json.loads((COMPAT / "ids" / vector).read_text())
+        if r["slug"] != LOCATION_DEPENDENT
+    ]
     ids = chain_step_ids((r["cmds"], CheckpointPolicy.parse(r["on_checkpoint"])) for r in rows)
     assert list(ids) == [r["id"] for r in rows]
