@@ -10,6 +10,7 @@ __all__ = [
     "AbortError",
     "BuildError",
     "CacheError",
+    "CommandTimeoutError",
     "ContextClosedError",
     "ContextError",
     "ExecError",
@@ -57,6 +58,10 @@ class ShellError(KameleonError):
     """The shell protocol broke: timeout, lost sentinel, unexpected EOF."""
 
     exit_code = 5
+
+
+class CommandTimeoutError(ShellError):
+    """A command ran longer than its timeout; it was interrupted, the context lives on."""
 
 
 class RecipeError(KameleonError):

@@ -347,7 +347,7 @@ class _Resolver:
             name = ruby_str(raw_name)
             path = self.steps_dirs.find("aliases", name)
             if path is None:
-                raise MissingFileError(
+                raise RecipeError(
                     f"Aliases file for recipe '{self.loaded.abspath}' does not exists "
                     f"('{name}' in no steps/aliases/ directory)"
                 )

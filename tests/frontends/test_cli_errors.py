@@ -67,7 +67,7 @@ CASES = {
     ),
     "missing-aliases-file": (
         {"r.yaml": "aliases: nope.yaml\nsetup: []\n"},
-        16,
+        6,
         ["Aliases file for recipe", "r.yaml", "does not exists"],
     ),
     "hook-not-a-list": (

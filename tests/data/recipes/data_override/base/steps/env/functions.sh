@@ -1,0 +1,1 @@
+function log { echo "[base] $*"; }

@@ -1,0 +1,2 @@
+# child's helper functions (shadows base/steps/env/functions.sh)
+function log { echo "[custom] $*"; }
