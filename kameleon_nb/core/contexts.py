@@ -33,6 +33,8 @@ class ContextSpec:
         proxy: ``host:port`` of an HTTP proxy to export, or empty.
         env_script: shell text appended to the context's start-up (recipe ``env``
             files), or empty.
+        launcher: argv the context process is started through, e.g. ``nsenter`` into
+            the build's private mount namespace; empty to start it directly.
     """
 
     name: ContextName
@@ -43,3 +45,4 @@ class ContextSpec:
     interactive_cmd: str = ""
     proxy: str = ""
     env_script: str = ""
+    launcher: tuple[str, ...] = ()

@@ -12,6 +12,7 @@ written while its id stays upstream's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import uuid as uuid_module
@@ -226,9 +227,42 @@ def _resolve_globals(raw: dict[str, object], source: str) -> dict[str, object]:
     return {str(k): v for k, v in resolved.items()}
 
 
+_ERB_RE = re.compile(r"<%(=|#)?\s*(.*?)\s*-?%>", re.S)
+
+
+def render_env(texts: Iterable[str], context: ContextName) -> str:
+    """Render recipe ``env`` files (ERB templates) for one context.
+
+    Only what env files use is supported: ``<%= @context_name %>`` (``local``,
+    ``out`` or ``in``) and comments; other Ruby code is left out.
+
+    >>> render_env(["export WHERE=<%= @context_name %>"], ContextName.OUT)
+    'export WHERE=out\\n'
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        kind, code = match.group(1), match.group(2)
+        if kind == "=" and code in ("@context_name", "@name"):
+            return context.value
+        return ""
+
+    rendered = [_ERB_RE.sub(replace, text) for text in texts]
+    return "".join(text if text.endswith("\n") else text + "\n" for text in rendered)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        return stream.read()
+
+
 def _context_spec(
-    name: ContextName, globals_: Mapping[str, object], kameleon_cwd: str, source: str
+    name: ContextName, globals_: dict[str, object], kameleon_cwd: str, source: str
 ) -> ContextSpec:
+    """The settings of one context.
+
+    As upstream does, the completed mapping (defaults, ``interactive_cmd``) replaces
+    the global, so ``info`` and commands see it.
+    """
     proxy = ruby_str(globals_.get(f"proxy_{name.value}", ""))
     if name is ContextName.LOCAL:
         return ContextSpec(name=name, cmd="bash", start_dir=kameleon_cwd, proxy=proxy)
@@ -246,6 +280,8 @@ def _context_spec(
     cmd = settings.get("cmd")
     if cmd is None or cmd == "":
         raise RecipeError(f"Required paramater missing for {key}: cmd")
+    settings.setdefault("interactive_cmd", cmd)
+    globals_[key] = settings
     return ContextSpec(
         name=name,
         cmd=ruby_str(cmd),
@@ -632,11 +668,16 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
     resolver.resolve_globals()
     globals_ = resolver.globals
     kameleon_cwd = ruby_str(globals_.get("kameleon_cwd"))
-    contexts = {
-        name: _context_spec(name, globals_, kameleon_cwd, loaded.abspath) for name in ContextName
-    }
     resolver.load_aliases()
     resolver.load_env()
+    env_texts = [_read_text(path) for path in resolver.env_files]
+    contexts = {
+        name: dataclasses.replace(
+            _context_spec(name, globals_, kameleon_cwd, loaded.abspath),
+            env_script=render_env(env_texts, name),
+        )
+        for name in ContextName
+    }
     checkpoint = _load_checkpoint(resolver)
     include_steps = resolver.include_steps()
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
+from collections.abc import Mapping
 
 import yaml
 
-from kameleon_nb.core.model import ResolvedRecipe
+from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.core.model import ResolvedRecipe, StepId
 from kameleon_nb.engine.recipes import BUILD_RECIPE
 
-__all__ = ["write_build_recipe"]
+__all__ = ["CheckpointRecords", "write_build_recipe"]
+
+#: kameleon_nb's own files inside a build directory.
+STATE_DIR = ".kameleon_nb"
 
 
 def _plain(value: object) -> object:
@@ -44,10 +51,51 @@ def write_build_recipe(recipe: ResolvedRecipe) -> str:
             for m in recipe.microsteps()
         ],
     }
-    os.makedirs(recipe.kameleon_cwd, exist_ok=True)
     target = os.path.join(recipe.kameleon_cwd, BUILD_RECIPE)
-    fd, temporary = tempfile.mkstemp(dir=recipe.kameleon_cwd, prefix=".build_recipe.")
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        yaml.safe_dump(data, stream, sort_keys=False, allow_unicode=True)
-    os.replace(temporary, target)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    _write_atomically(
+        target, yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    )
     return target
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
+class CheckpointRecords:
+    """What kameleon_nb keeps beside each checkpoint: the contexts' shell variables.
+
+    A record is written (atomically) just before the mechanism's ``create`` runs, so
+    restoring a checkpoint can restart the contexts with the variables they had.
+    """
+
+    def __init__(self, kameleon_cwd: str) -> None:
+        self.directory = os.path.join(kameleon_cwd, STATE_DIR, "checkpoints")
+
+    def _path(self, step_id: str) -> str:
+        return os.path.join(self.directory, f"{step_id}.vars.json")
+
+    def save(self, step_id: StepId, variables: Mapping[ContextName, str]) -> None:
+        """Record the variables of the started contexts at checkpoint ``step_id``."""
+        data = {name.value: dump for name, dump in variables.items()}
+        _write_atomically(self._path(step_id), json.dumps(data))
+
+    def load(self, step_id: StepId) -> dict[ContextName, str]:
+        """The recorded variables of ``step_id`` (none if it has no record)."""
+        try:
+            with open(self._path(step_id), encoding="utf-8") as stream:
+                data = json.load(stream)
+        except (OSError, ValueError):
+            return {}
+        names = {c.value: c for c in ContextName}
+        return {names[k]: v for k, v in data.items() if k in names and isinstance(v, str)}
+
+    def clear(self) -> None:
+        """Forget every record."""
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -18,11 +18,12 @@ from kameleon_nb.core import messages
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, Section, StepId
 from kameleon_nb.core.plan import Action, BuildOptions, BuildPlan, PlannedStep, plan_build
-from kameleon_nb.engine.builddir import write_build_recipe
+from kameleon_nb.engine.builddir import CheckpointRecords, write_build_recipe
 from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.checkpoints.recipe_hooks import RecipeHooksBackend
 from kameleon_nb.engine.commands import Choice, CommandRunner, FailureHandler
 from kameleon_nb.engine.contexts import Contexts, ShellFactory
+from kameleon_nb.engine.namespace import BuildNamespace
 from kameleon_nb.engine.events import (
     BuildFinished,
     BuildStarted,
@@ -84,10 +85,16 @@ class Builder:
         checkpoints: CheckpointBackend | None = None,
         timeout: float | None = None,
         open_shell: Callable[[ContextName], None] | None = None,
+        isolate_mounts: bool = True,
     ) -> None:
         self.recipe = recipe
         self._emit = on_event
         self.contexts = Contexts(recipe.contexts, shells or _default_shell_factory(), on_event)
+        self.namespace = BuildNamespace()
+        if isolate_mounts and shells is None:
+            self.namespace.start()
+            self.contexts.set_launcher(self.namespace.launcher())
+        self.records = CheckpointRecords(recipe.kameleon_cwd)
         self.runner = CommandRunner(
             self.contexts, on_event, on_failure, timeout=timeout, open_shell=open_shell
         )
@@ -107,8 +114,9 @@ class Builder:
         self.close()
 
     def close(self) -> None:
-        """Close every context shell."""
+        """Close every context shell and end the build's mount namespace."""
         self.contexts.close()
+        self.namespace.close()
 
     @property
     def has_mechanism(self) -> bool:
@@ -164,8 +172,7 @@ class Builder:
         """Carry out a plan: restore its checkpoint, then run section after section."""
         result = BuildResult()
         if plan.restore is not None:
-            self._emit(CheckpointRestored(plan.restore.slug, plan.restore.step_id))
-            self.checkpoints.restore(plan.restore.step_id)
+            self.restore(plan.restore)
             result.restored = plan.restore.step_id
         write_build_recipe(self.recipe)
         finished: list[str] = []
@@ -230,11 +237,18 @@ class Builder:
         else:
             microstep = step.microstep
             self._emit(CheckpointCreated(microstep.slug, microstep.step_id))
+            self.records.save(microstep.step_id, self.contexts.variables())
             self.checkpoints.create(microstep.step_id)
             if self._existing is not None:
                 self._existing = self._existing | {microstep.step_id}
             return time.monotonic() - started, True
         return 0.0, False
+
+    def restore(self, microstep: Microstep) -> None:
+        """Bring the build back to a checkpoint: files (``apply``) and shell variables."""
+        self._emit(CheckpointRestored(microstep.slug, microstep.step_id))
+        self.checkpoints.restore(microstep.step_id)
+        self.contexts.restore(self.records.load(microstep.step_id))
 
     # ------------------------------------------------------------------ clean
     def _clean_sections(self, sections: list[Section], checkpointing: bool) -> None:
@@ -281,6 +295,7 @@ class Builder:
                 self.checkpoints.clear()
             except KameleonError as err:
                 self._emit(Message(f"An error occurred while executing: {err}", Level.WARNING))
+            self.records.clear()
             self._existing = None
         self._clean_sections(list(self.recipe.sections), options.checkpointing)
 

@@ -90,6 +90,20 @@ class CommandRunner:
         self._open_shell = open_shell
         self._scope = _Scope()
         self._capture: Callable[[str], None] | None = None
+        self._in_hook = False
+
+    @contextlib.contextmanager
+    def checkpoint_hook(self) -> Iterator[None]:
+        """Run commands as a checkpoint hook: ``reload_context`` keeps the variables.
+
+        A mechanism reloads a context so that it sees a new mount; the context must
+        come back as it was, with its shell variables, and only when next used.
+        """
+        previous, self._in_hook = self._in_hook, True
+        try:
+            yield
+        finally:
+            self._in_hook = previous
 
     @contextlib.contextmanager
     def capturing(self, sink: Callable[[str], None] | None) -> Iterator[None]:
@@ -303,4 +317,7 @@ class CommandRunner:
                     'Invalid context name arguments. Expected: ["in", "out", "local"]',
                 )
             )
-        self.contexts.reload(context)
+        if self._in_hook:
+            self.contexts.restart_later(context)
+        else:
+            self.contexts.reload(context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class Contexts:
         self._factory = factory
         self._emit = on_event
         self._shells: dict[ContextName, Shell] = {}
+        self._pending: dict[ContextName, str] = {}
 
     def spec(self, name: ContextName) -> ContextSpec:
         """The settings of one context."""
@@ -103,6 +105,8 @@ class Contexts:
             except ContextError as err:
                 raise ContextError(f"{err}. The '{name.value}_context' is inaccessible.") from err
             self._emit(ContextStarted(name.value))
+            if name in self._pending:
+                shell.restore_variables(self._pending.pop(name))
         return shell
 
     def run(
@@ -133,22 +137,38 @@ class Contexts:
         else:
             fresh.reset_variables()
 
+    def restart_later(self, name: ContextName) -> None:
+        """Close a context's shell; it starts again on its next command, same variables."""
+        shell = self._shells.pop(name, None)
+        if shell is None:
+            return
+        if shell.alive:
+            self._pending[name] = shell.variables()
+        shell.close()
+
     def variables(self) -> dict[ContextName, str]:
         """Variable dumps of the started contexts (what a checkpoint records)."""
         return {name: shell.variables() for name, shell in self._shells.items() if shell.alive}
 
     def restore(self, dumps: Mapping[ContextName, str]) -> None:
-        """Restart every context with the given variables (after a checkpoint restore)."""
+        """Restart every context with the given variables (after a checkpoint restore).
+
+        Shells are closed now and start again on their next command, with the
+        variables of ``dumps`` (contexts missing from it start with none).
+        """
         for name in list(self._shells):
             self._shells.pop(name).close()
-        for name, dump in dumps.items():
-            self.shell(name).restore_variables(dump)
+        self._pending = {name: dumps.get(name, "") for name in ContextName}
 
     def interrupt(self) -> None:
         """Interrupt whatever command is running in any context."""
         for shell in self._shells.values():
             if shell.alive:
                 shell.interrupt()
+
+    def set_launcher(self, launcher: tuple[str, ...]) -> None:
+        """Start context processes through ``launcher`` from now on (see namespace)."""
+        self._specs = {n: dataclasses.replace(s, launcher=launcher) for n, s in self._specs.items()}
 
     def close(self) -> None:
         """Close every shell (idempotent)."""

@@ -73,7 +73,10 @@ def test_info_describes_the_recipe(tiny, kameleon):
     assert f" -> {tiny}/steps/data/file.txt" in lines
     assert " -> fruit: apple" in lines
     assert " -> proxy_in: " in lines
-    assert any(line.startswith(' -> in_context: {"cmd"=>"bash", "workdir"=>') for line in lines)
+    assert (
+        f' -> in_context: {{"cmd"=>"bash", "proxy_cache"=>"127.0.0.1", "workdir"=>"{tiny}/build/tiny/in",'
+        ' "interactive_cmd"=>"bash"}'
+    ) in lines
 
 
 def test_version(kameleon):

@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from kameleon_nb.core.model import Command, StepId
 from kameleon_nb.engine.commands import CommandFailedError, CommandRunner
 
 __all__ = ["RecipeHooksBackend", "with_step_id"]
+
+log = logging.getLogger(__name__)
 
 
 def with_step_id(command: Command, step_id: str) -> Command:
@@ -37,7 +40,8 @@ class RecipeHooksBackend:
         self, hook: str, step_id: str = "", *, interactive: bool = True, shown: bool = True
     ) -> str:
         output: list[str] = []
-        with self._runner.capturing(None if shown else output.append):
+        with self._runner.capturing(None if shown else output.append), \
+                self._runner.checkpoint_hook():
             for command in self._hooks.get(hook, ()):
                 self._runner.execute(with_step_id(command, step_id), interactive=interactive)
         return "".join(output)
@@ -53,8 +57,16 @@ class RecipeHooksBackend:
         return True
 
     def list(self) -> frozenset[StepId]:
-        """Run ``list`` and read one id per line of its output."""
-        text = self._run("list", shown=False)
+        """Run ``list`` and read one id per line of its output.
+
+        A failing ``list`` means "no checkpoint yet" (the documentation's own example
+        ``cat``s a file that the first build has not written), not a failed build.
+        """
+        try:
+            text = self._run("list", interactive=False, shown=False)
+        except CommandFailedError as err:
+            log.info("checkpoint list failed, assuming none: %s", err)
+            return frozenset()
         return frozenset(StepId(line.strip()) for line in text.splitlines() if line.strip())
 
     def create(self, step_id: StepId) -> None:

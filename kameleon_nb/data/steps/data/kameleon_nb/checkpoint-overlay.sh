@@ -1,0 +1,106 @@
+#!/bin/bash
+# kameleon_nb's overlay checkpoint mechanism: the rootfs is an overlayfs mount whose
+# lower layers are the sealed checkpoints, one per checkpoint, and whose upper layer
+# holds the changes since the last one.
+#
+#   checkpoint-overlay.sh ROOTFS STORE (mount|create ID|apply ID|list|clear)
+#
+# STORE layout: l/N (layers, N a small number: mount options stay under 4 KiB),
+# l/N.parent (the layer below, or "base"), ids/ID (the layer N of checkpoint ID,
+# written last, so an interrupted create is never listed), base/ (empty bottom
+# layer), upper/, work/, head (the layer under upper/), next (the next N).
+# Past MAX_DEPTH stacked layers, a checkpoint's tree is flattened into one layer.
+set -euo pipefail
+rootfs=$1 store=$2 action=$3 id=${4:-}
+MAX_DEPTH=${KAMELEON_OVERLAY_MAX_DEPTH:-400}
+
+die() { echo "overlay checkpoint: $*" >&2; exit 1; }
+
+init_store() {
+  mkdir -p "$store"/{l,ids,base,upper,work} "$rootfs"
+  [ -f "$store/head" ] || echo base > "$store/head"
+  [ -f "$store/next" ] || echo 1 > "$store/next"
+}
+
+# The lowerdir option for layer $1: l/N:l/parent:...:base (relative to $store).
+stack() {
+  local layer=$1 out=""
+  while [ "$layer" != base ]; do
+    out+="l/$layer:"
+    layer=$(cat "$store/l/$layer.parent")
+  done
+  echo "${out}base"
+}
+
+depth() { local s; s=$(stack "$1"); tr -cd ':' <<<"$s" | wc -c; }
+
+unmount() {
+  if mountpoint -q "$rootfs"; then umount "$rootfs" || umount -l "$rootfs"; fi
+}
+
+mount_stack() {
+  local layer=$1
+  unmount
+  rm -rf "$store/work" && mkdir -p "$store/work"
+  # relative paths keep the option string short; mount resolves them from $store
+  (cd "$store" && mount -t overlay overlay \
+     -o "lowerdir=$(stack "$layer"),upperdir=upper,workdir=work" "$rootfs")
+}
+
+write() { echo "$2" > "$1.tmp" && mv "$1.tmp" "$1"; }
+
+case $action in
+  mount)   # make sure the rootfs is mounted (a new build runs in a new namespace)
+    init_store
+    mountpoint -q "$rootfs" || mount_stack "$(cat "$store/head")"
+    ;;
+  enabled)
+    mountpoint -q "$rootfs"
+    ;;
+  create)
+    [ -n "$id" ] || die "create needs an id"
+    init_store
+    head=$(cat "$store/head")
+    n=$(cat "$store/next")
+    write "$store/next" $((n + 1))
+    unmount
+    mv "$store/upper" "$store/l/$n"
+    echo "$head" > "$store/l/$n.parent"
+    mkdir -p "$store/upper"
+    if [ "$(depth "$n")" -gt "$MAX_DEPTH" ]; then
+      # flatten: one layer with the whole tree of this checkpoint
+      m=$(cat "$store/next"); write "$store/next" $((m + 1))
+      tmp=$store/flatten.$$; mkdir -p "$tmp" "$store/l/$m"
+      (cd "$store" && mount -t overlay overlay -o "lowerdir=$(stack "$n")" "$tmp")
+      cp -a "$tmp/." "$store/l/$m/"
+      umount "$tmp"; rmdir "$tmp"
+      echo base > "$store/l/$m.parent"
+      n=$m
+    fi
+    write "$store/ids/$id" "$n"
+    write "$store/head" "$n"
+    mount_stack "$n"
+    ;;
+  apply)
+    [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
+    init_store
+    n=$(cat "$store/ids/$id")
+    unmount
+    rm -rf "$store/upper" && mkdir -p "$store/upper"
+    write "$store/head" "$n"
+    mount_stack "$n"
+    ;;
+  list)
+    [ -d "$store/ids" ] || exit 0
+    for f in "$store"/ids/*; do
+      [ -e "$f" ] || continue
+      case $f in *.tmp) continue ;; esac
+      [ -d "$store/l/$(cat "$f")" ] && basename "$f"
+    done
+    ;;
+  clear)
+    unmount
+    rm -rf "$store"
+    ;;
+  *) die "unknown action $action" ;;
+esac

@@ -1,0 +1,79 @@
+"""A private mount namespace for one build, so that nothing it mounts outlives it.
+
+As root, a build starts a small holder process in a new mount namespace (private
+propagation) and starts every context shell inside it with ``nsenter``. Overlay,
+btrfs and loop mounts made by checkpoint mechanisms or steps are then invisible to
+the host and vanish with the holder, even when the build is killed: the holder
+dies with its parent (``PR_SET_PDEATHSIG``), and the shells die with their PTY.
+Without root, or without ``unshare``/``nsenter``, contexts run in the host's
+namespace, as upstream's do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+
+__all__ = ["BuildNamespace"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class BuildNamespace:
+    """The mount namespace shared by a build's context shells."""
+
+    def __init__(self) -> None:
+        self._holder: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def supported() -> bool:
+        """Whether this process may create mount namespaces (root, util-linux present)."""
+        return os.geteuid() == 0 and bool(shutil.which("unshare")) and bool(shutil.which("nsenter"))
+
+    def start(self) -> None:
+        """Create the namespace (idempotent; a no-op when not supported)."""
+        if self._holder is not None and self._holder.poll() is None:
+            return
+        if not self.supported():
+            return
+        self._holder = subprocess.Popen(  # noqa: S603
+            [shutil.which("unshare") or "unshare", "--mount", "--propagation", "private",
+             "sleep", "infinity"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
+            close_fds=True,
+        )
+        log.debug("build mount namespace held by pid %d", self._holder.pid)
+
+    @property
+    def active(self) -> bool:
+        """Whether a namespace is held."""
+        return self._holder is not None and self._holder.poll() is None
+
+    def launcher(self) -> tuple[str, ...]:
+        """The argv prefix that runs a command inside the namespace (empty if none)."""
+        if not self.active:
+            return ()
+        assert self._holder is not None
+        nsenter = shutil.which("nsenter") or "nsenter"
+        return (nsenter, f"--mount=/proc/{self._holder.pid}/ns/mnt", "--")
+
+    def close(self) -> None:
+        """End the namespace: every mount made in it goes away."""
+        if self._holder is None:
+            return
+        if self._holder.poll() is None:
+            self._holder.kill()
+        self._holder.wait()
+        self._holder = None
