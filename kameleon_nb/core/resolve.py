@@ -231,13 +231,13 @@ _ERB_RE = re.compile(r"<%(=|#)?\s*(.*?)\s*-?%>", re.S)
 
 
 def render_env(texts: Iterable[str], context: ContextName) -> str:
-    """Render recipe ``env`` files (ERB templates) for one context.
+    r"""Render recipe ``env`` files (ERB templates) for one context.
 
     Only what env files use is supported: ``<%= @context_name %>`` (``local``,
     ``out`` or ``in``) and comments; other Ruby code is left out.
 
     >>> render_env(["export WHERE=<%= @context_name %>"], ContextName.OUT)
-    'export WHERE=out\\n'
+    'export WHERE=out\n'
     """
 
     def replace(match: re.Match[str]) -> str:

@@ -23,7 +23,6 @@ from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.checkpoints.recipe_hooks import RecipeHooksBackend
 from kameleon_nb.engine.commands import Choice, CommandRunner, FailureHandler
 from kameleon_nb.engine.contexts import Contexts, ShellFactory
-from kameleon_nb.engine.namespace import BuildNamespace
 from kameleon_nb.engine.events import (
     BuildFinished,
     BuildStarted,
@@ -36,6 +35,7 @@ from kameleon_nb.engine.events import (
     MicrostepFinished,
     MicrostepStarted,
 )
+from kameleon_nb.engine.namespace import BuildNamespace
 from kameleon_nb.errors import AbortError, BuildError, KameleonError
 
 __all__ = ["BuildResult", "Builder", "abort_on_failure"]

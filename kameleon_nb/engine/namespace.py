@@ -47,7 +47,7 @@ class BuildNamespace:
             return
         if not self.supported():
             return
-        self._holder = subprocess.Popen(  # noqa: S603
+        self._holder = subprocess.Popen(
             [shutil.which("unshare") or "unshare", "--mount", "--propagation", "private",
              "sleep", "infinity"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

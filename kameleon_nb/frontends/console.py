@@ -82,7 +82,7 @@ class ConsoleSink:
                 self._write(f"[{context}] {text}", "green")
         self._partial.clear()
 
-    def __call__(self, event: BuildEvent) -> None:  # noqa: PLR0912 - one branch per event
+    def __call__(self, event: BuildEvent) -> None:
         """Print one event."""
         if not isinstance(event, CommandOutput):
             self.flush_output()

@@ -25,7 +25,7 @@ def build(recipe, *, options, backend=None, behaviour=lambda c, s: (0, ""), on_f
 
 def test_plain_build_runs_every_microstep_but_only(tiny):
     recipe = open_recipe("tiny.yaml", cwd=str(tiny))
-    result, events, log = build(recipe, options=BuildOptions())
+    result, _events, log = build(recipe, options=BuildOptions())
     assert "setup/inline_step/only_ckpt" in result.skipped
     assert "setup/inline_step/skipped" in result.ran
     assert len(result.ran) == 13
@@ -36,7 +36,7 @@ def test_plain_build_runs_every_microstep_but_only(tiny):
 def test_checkpointed_build_creates_checkpoints_per_policy(tiny):
     recipe = open_recipe("tiny.yaml", checkpointing=True, cwd=str(tiny))
     backend = MemoryCheckpoints()
-    result, events, _ = build(recipe, options=BuildOptions(checkpointing=True), backend=backend)
+    _result, events, _ = build(recipe, options=BuildOptions(checkpointing=True), backend=backend)
     made = [e.slug for e in events if isinstance(e, CheckpointCreated)]
     assert "setup/inline_step/always" not in made  # redo
     assert "setup/inline_step/nockpt" not in made  # disabled
@@ -48,7 +48,7 @@ def test_rebuild_restores_the_last_valid_checkpoint(tiny):
     recipe = open_recipe("tiny.yaml", checkpointing=True, cwd=str(tiny))
     ids = [m.step_id for m in recipe.microsteps()]
     backend = MemoryCheckpoints(set(ids[:4]))  # up to setup/greet/say_bye
-    result, events, _ = build(recipe, options=BuildOptions(checkpointing=True), backend=backend)
+    result, _events, _ = build(recipe, options=BuildOptions(checkpointing=True), backend=backend)
     assert backend.restored == [ids[3]]
     assert result.checkpoint_ahead[:4] == [
         "bootstrap/prepare/make_dirs", "bootstrap/prepare/set_env",
@@ -70,7 +70,7 @@ def test_checkpointing_without_mechanism_is_a_build_error(tmp_path, monkeypatch)
     (tmp_path / "r.yaml").write_text("setup:\n  - s:\n    - m:\n      - exec_local: echo\n")
     monkeypatch.chdir(tmp_path)
     recipe = open_recipe("r.yaml", cwd=str(tmp_path))
-    with pytest.raises(BuildError, match="^Checkpoint is unavailable for this recipe$"):
+    with pytest.raises(BuildError, match=r"^Checkpoint is unavailable for this recipe$"):
         build(recipe, options=BuildOptions(checkpointing=True))
 
 
@@ -97,10 +97,12 @@ def test_failure_in_script_mode_cleans_unfinished_sections_and_reports(tmp_path,
     assert "exit status 1" in str(err.value)
     texts = [e.text for e in events if isinstance(e, Message)]
     assert texts[:2] == ["fatal error...", "Waiting for cleanup before exiting..."]
-    assert "Cleaning setup section" in texts and "Cleaning export section" in texts
+    assert "Cleaning setup section" in texts
+    assert "Cleaning export section" in texts
     assert "Cleaning bootstrap section" not in texts
     commands = [script for _, script in log]
-    assert "echo clean-setup" in commands and "echo clean-export" in commands
+    assert "echo clean-setup" in commands
+    assert "echo clean-export" in commands
     assert "echo clean-bootstrap" in commands  # ran as part of the finished bootstrap
 
 
@@ -120,7 +122,7 @@ def test_interactive_continue_and_retry(tmp_path, monkeypatch):
         return (0, "")
 
     answers = iter([Choice.RETRY, Choice.RETRY])
-    result, _, log = build(recipe, options=BuildOptions(), behaviour=behaviour,
+    _result, _, log = build(recipe, options=BuildOptions(), behaviour=behaviour,
                            on_failure=lambda failure, can_retry: next(answers))
     assert len(attempts) == 3
     assert log[-1] == ("local", "after")
