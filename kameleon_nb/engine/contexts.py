@@ -125,17 +125,14 @@ class Contexts:
             log.warning("context %s died", name.value)
             raise
 
-    def reload(self, name: ContextName, *, keep_variables: bool = False) -> None:
-        """Replace a context's shell by a fresh one (``reload_context``)."""
+    def reload(self, name: ContextName) -> None:
+        """Replace a context's shell by a fresh one, variables reset (``reload_context``)."""
         shell = self._shells.get(name)
-        saved = shell.variables() if shell is not None and keep_variables else ""
         if shell is not None:
             shell.close()
-        fresh = self.shell(name)
-        if keep_variables:
-            fresh.restore_variables(saved)
-        else:
-            fresh.reset_variables()
+            shell.reset_variables()
+        self._pending.pop(name, None)
+        self.shell(name)
 
     def restart_later(self, name: ContextName) -> None:
         """Close a context's shell; it starts again on its next command, same variables."""
@@ -151,14 +148,18 @@ class Contexts:
         return {name: shell.variables() for name, shell in self._shells.items() if shell.alive}
 
     def restore(self, dumps: Mapping[ContextName, str]) -> None:
-        """Restart every context with the given variables (after a checkpoint restore).
+        """Give every context the variables of a checkpoint (after a restore).
 
-        Shells are closed now and start again on their next command, with the
-        variables of ``dumps`` (contexts missing from it start with none).
+        Running shells get them now; the others when they start. A context missing
+        from ``dumps`` gets its initial environment.
         """
-        for name in list(self._shells):
-            self._shells.pop(name).close()
-        self._pending = {name: dumps.get(name, "") for name in ContextName}
+        for name in ContextName:
+            shell = self._shells.get(name)
+            if shell is not None and shell.alive:
+                shell.restore_variables(dumps.get(name, ""))
+                self._pending.pop(name, None)
+            else:
+                self._pending[name] = dumps.get(name, "")
 
     def interrupt(self) -> None:
         """Interrupt whatever command is running in any context."""

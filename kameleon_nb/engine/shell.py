@@ -1,0 +1,1300 @@
+r"""One persistent bash per Kameleon context, driven over a PTY with pexpect.
+
+This is the only module of kameleon_nb that imports :mod:`pexpect`. It implements the
+protocol of ``notebook-design.md`` §1.2 with Kameleon's execution semantics
+(``kameleon-semantics.md`` §4.3-4.4):
+
+* **Spawn.** ``bash -c "<cmd> --noprofile --norc --noediting -i; exit $?"`` on a PTY,
+  from the context's start directory, with ``TERM=dumb``, ``PAGER=cat``,
+  ``SYSTEMD_PAGER=`` and ``delaybeforesend = None``. The outer ``bash -c`` stays the
+  parent of the context shell, as in upstream, so that a command's ``$PPID`` is never
+  this Python process. A bootstrap line then sets up the context environment
+  (``USER``/``HOME`` defaults, ``PATH`` prefix, ``LC_ALL``, ``DEBIAN_FRONTEND``,
+  ``KAMELEON_CONTEXT_NAME``, ``KAMELEON_WORKDIR``, ``fail``, ``__download``, proxy
+  variables, the recipe's env script) and the protocol: empty ``PS1``/``PS2``, echo,
+  ONLCR and history off, and a ``PROMPT_COMMAND`` that prints
+  ``\n__KNB_<nonce>_<id>_<status>__\n``. Each command line also prints a start marker
+  ``\n__KNB_<nonce>_<id>_S__\n``; a Ctrl-C is only sent once it is seen.
+* **Transport.** A command is sent as one logical line. Its text is the value of
+  ``__knb_c``, written as ANSI-C quoted words (``$'...'``) of at most 256 characters joined
+  by backslash-newline continuations. Every control character, quote, ``!`` and backslash
+  is escaped, so nothing reaches the TTY's line discipline but printable text in lines of
+  about 1 KiB: no 4 KiB line limit, no ``^C``/``^D``/``^U`` mangling, no quoting bug, and
+  no process is started to decode it (no base64, no file).
+* **Execution.** Kameleon runs each command in a child of the context shell. Forking
+  costs 0.3-0.4 ms on the project's VMs, close to the whole latency budget, so commands
+  that cannot change anything but variables (no ``cd``, function definition, ``set``,
+  ``exit``, ``exec``, ``trap``, ``&``, ...; see :func:`needs_subshell`) are ``eval``-ed in
+  the persistent shell itself, with ``set -o pipefail -o allexport`` and stdin
+  ``/dev/null``. Every other command runs in a ``( ... )`` subshell whose ``EXIT`` trap
+  writes its variables out, and the persistent shell then loads them. Both paths give
+  Kameleon's observable behaviour: variables persist, ``cd``, functions and options do
+  not, ``exit``/``set -e``/``exec`` end only the command.
+* **Variables** are saved after every command in ``<dir>/kameleon_scripts/<ctx>/``:
+  ``bash_env`` holds the exported variables (``declare -px``; ``allexport`` exports every
+  assignment) and ``bash_env.arrays`` the arrays (``declare -pa``/``-pA``), so that they
+  survive a restart of the shell. Bash's read-only and dynamic variables and the
+  protocol's own are never loaded back.
+* **Output** is read in chunks, CR LF becomes LF, only the unread tail is scanned for
+  markers, and it is published to the caller at most every 100 ms or 64 KiB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import select
+import shlex
+import signal
+import termios
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType, TracebackType
+from typing import Any, Final, NamedTuple, NoReturn, Self
+
+import pexpect
+
+from kameleon_nb.core.contexts import ContextSpec
+from kameleon_nb.engine.contexts import CommandResult
+from kameleon_nb.errors import CommandTimeoutError, ContextClosedError, ContextError, ShellError
+
+__all__ = ["CommandResult", "ContextShell", "OutputCallback", "needs_subshell"]
+
+log = logging.getLogger(__name__)
+
+OutputCallback = Callable[[str], None]
+"""Receives chunks of command output (stdout and stderr merged, ``\\n`` line ends)."""
+
+_BASH_OPTIONS: Final = "--noprofile --norc --noediting -i"
+_DIMENSIONS: Final = (24, 160)
+_READ_SIZE: Final = 65536
+_POLL_INTERVAL: Final = 0.1
+_PUBLISH_INTERVAL: Final = 0.1
+_PUBLISH_SIZE: Final = 65536
+_TAIL_LINES: Final = 20
+_TAIL_CHARS: Final = 16384
+_WORD_CHARS: Final = 256
+_SMALL_WRITE: Final = 4096
+_SEND_TIMEOUT: Final = 60.0
+_INIT_OUTPUT_LIMIT: Final = 1 << 20
+_OWN_FUNCTIONS: Final = frozenset({"fail", "__download"})
+
+# Variables that are never saved, restored or unset: bash's read-only and dynamic ones,
+# and those whose value would break the protocol of the persistent shell.
+_PROTECTED_VARS: Final = (  # noqa: SIM905
+    "BASHOPTS BASHPID BASH_ALIASES BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_CMDS BASH_COMMAND "
+    "BASH_COMPAT BASH_EXECUTION_STRING BASH_LINENO BASH_REMATCH BASH_SOURCE BASH_SUBSHELL "
+    "BASH_VERSINFO BASH_XTRACEFD COMP_WORDBREAKS DIRSTACK EPOCHREALTIME EPOCHSECONDS EUID "
+    "FUNCNAME FUNCNEST GROUPS HISTCMD HISTFILE IFS IGNOREEOF LINENO MAILCHECK PIPESTATUS "
+    "POSIXLY_CORRECT PPID PROMPT_COMMAND PROMPT_DIRTRIM PS0 PS1 PS2 PS4 RANDOM SECONDS "
+    "SHELLOPTS SRANDOM TMOUT UID _"
+).split()
+
+# Shell words whose use may change the shell itself (not only its variables): a command
+# that contains one of them runs in a subshell. The match is deliberately loose; a false
+# positive only costs a fork.
+_SUBSHELL_WORDS: Final = (  # noqa: SIM905
+    "alias bg bind builtin caller cd command complete compopt coproc declare dirs disown "
+    "enable eval exec exit fc fg function hash history jobs local logout popd pushd "
+    "readonly return set shopt source suspend trap typeset ulimit umask unalias unset wait"
+).split()
+_SPECIAL_VAR_RE: Final = (
+    r"IFS|PS[0-4]|PROMPT_\w+|HIST\w*|TMOUT|POSIXLY_CORRECT|BASH\w*|SHELLOPTS|ENV|CDPATH|"
+    r"GLOBIGNORE|IGNOREEOF|MAIL\w*|FUNCNEST|OPTERR|LINENO|SECONDS|S?RANDOM|EPOCH\w+|"
+    r"COMP_\w+|histchars|auto_resume|EXECIGNORE|INPUTRC|GROUPS|DIRSTACK|PIPESTATUS"
+)
+_SUBSHELL_RE: Final = re.compile(
+    r"(?<![\w-])(?:" + "|".join(_SUBSHELL_WORDS) + r")(?![\w-])"  # state-changing builtins
+    r"|(?<!\w)(?:" + _SPECIAL_VAR_RE + r")(?!\w)"  # variables the shell itself uses
+    r"|__knb"  # the protocol's own names
+    r"|[\w.:@+-]\s*\(\s*\)"  # name () { ...: a function definition
+    r"|(?:^|[\s;&|(){}!`])\.\s"  # ". file"
+    r"|(?<![&|<>])&(?![&>])"  # "cmd &": a background job of the shell
+    r"|\{\w+\}\s*[<>]"  # "{fd}>file": a file descriptor left open
+)
+
+# Only these can remove a variable (unset, or code that is not in the text).
+_MAY_UNSET_RE: Final = re.compile(
+    r"(?<![\w-])(?:unset|source|eval)(?![\w-])|(?:^|[\s;&|(){}!`])\.\s"
+)
+
+_ESCAPES: Final[dict[int, str]] = {code: f"\\x{code:02x}" for code in [*range(1, 32), 127]}
+# ' and ! as \xHH: history expansion, on until the bootstrap line has run, would read
+# \' as the end of a quoted string and expand the ! that follows.
+_ESCAPES.update({0: "", ord("\n"): "\\n", ord("\t"): "\\t", ord("\\"): "\\\\"})
+_ESCAPES.update({ord("'"): "\\x27", ord("!"): "\\x21"})
+
+
+def _normalize_newlines(text: str) -> str:
+    """Replace any run of CRs before a LF by the LF (``str.replace`` beats a regex here)."""
+    while "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+def needs_subshell(text: str, functions: frozenset[str] = frozenset()) -> bool:
+    """Tell whether a command must run in a subshell to keep Kameleon's semantics.
+
+    A command runs in the persistent shell only if nothing in its text can change that
+    shell beyond its variables. The test is conservative: any builtin that changes the
+    directory, options, traps, functions, aliases, limits or file descriptors, any
+    ``exit``/``exec``/``eval``/``source``, a function definition, a background job, a
+    variable the shell itself uses, or a call to a function of the context shell sends the
+    command to a subshell.
+
+    Args:
+        text: the command text.
+        functions: names of the functions defined in the context shell.
+
+    Returns:
+        True if the command must run in a ``( ... )`` subshell.
+
+    >>> needs_subshell("apt-get install -y curl > /dev/null 2>&1 && echo ok")
+    False
+    >>> needs_subshell("cd /tmp && make")
+    True
+    >>> needs_subshell("x=1; y=$((x + 1))")
+    False
+    >>> needs_subshell("sleep 10 &")
+    True
+    """
+    if _SUBSHELL_RE.search(text):
+        return True
+    return any(name in text for name in functions)
+
+
+def _ansi_c_words(text: str) -> str:
+    """Quote ``text`` as ANSI-C words joined by line continuations.
+
+    Every physical line stays below about 1 KiB and holds printable characters only, so
+    the TTY's canonical mode neither truncates nor interprets it. NUL characters, which no
+    bash string can hold, are dropped.
+    """
+    if not text:
+        return "''"
+    return "\\\n".join(
+        "$'" + text[i : i + _WORD_CHARS].translate(_ESCAPES) + "'"
+        for i in range(0, len(text), _WORD_CHARS)
+    )
+
+
+def _table_entries(names: list[str]) -> str:
+    return " ".join(f"[{name}]=1" for name in names)
+
+
+def _all_names() -> str:
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    letters += [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["_"]
+    return " ".join("${!" + letter + "@}" for letter in letters)
+
+
+# Protocol functions of the persistent shell. Placeholders: @P@ is the table of protected
+# names, @U@ their list (for unset), @ALL@ expands to every variable name.
+#
+# Variables are saved in two files: $__knb_dump holds the exported variables (allexport
+# exports every assignment of a command) as "declare -px" prints them, so the shell can
+# simply source it; $__knb_dump.arrays holds the arrays, which include bash's own and go
+# through __knb_arrays. Files are overwritten in place (1<>, no truncation: ext4 makes a
+# truncation cost more than the write), so each ends with "return 0" and may have stale
+# bytes after it.
+_PROTOCOL: Final = r"""
+declare -A __knb_prot=(@P@)
+__knb_go() {
+  builtin export -n __knb_c 2>"$__knb_null"
+  __knb_id=$1 __knb_mode=$2
+  builtin printf '\n__KNB_%s_%s_S__\n' "$__knb_nonce" "$1"
+  [[ $2 == int ]] || builtin set -o pipefail -o allexport
+}
+__knb_save() {
+  { builtin declare -px; builtin echo 'return 0'; } 1<>"$__knb_dump" 2>"$__knb_null"
+  { builtin declare -pa; builtin declare -pA; builtin echo 'return 0'
+  } 1<>"$__knb_dump.arrays" 2>"$__knb_null"
+}
+__knb_prompt() {
+  builtin set +o allexport +o pipefail
+  builtin printf '\n__KNB_%s_%s_%s__\n' "$__knb_nonce" "$__knb_id" "$1"
+  __knb_id=0 __knb_c=
+  if ! [[ . -ef $__knb_wd ]]; then
+    __knb_p=${PWD-} __knb_o=${OLDPWD-}
+    builtin cd -- "$__knb_wd" 2>"$__knb_null"
+    PWD=$__knb_p OLDPWD=$__knb_o
+  fi
+  # Which saved variables to load now (at top level, in PROMPT_COMMAND), if any.
+  case $__knb_mode in
+    sub) __knb_load=("$__knb_dump") ;;
+    subu) __knb_unset_all; __knb_load=("$__knb_dump") ;;
+    reset) __knb_unset_all; __knb_load=("$__knb_dump.init") ;;
+    restore) __knb_unset_all; __knb_load=("$__knb_dump.init" "$__knb_dump") ;;
+    *) __knb_mode=; __knb_load=(); __knb_save ;;
+  esac
+}
+__knb_snapshot() {
+  { builtin declare -px; builtin echo 'return 0'; } >|"$__knb_dump.init"
+  { builtin declare -pa; builtin declare -pA; builtin echo 'return 0'
+  } >|"$__knb_dump.init.arrays"
+}
+__knb_unset_all() {
+  for __knb_v in @ALL@; do
+    [[ -n ${__knb_prot[$__knb_v]-} || $__knb_v == __knb* ]] \
+      || builtin unset -v "$__knb_v" 2>"$__knb_null"
+  done
+}
+__knb_arrays() {
+  __knb_l=()
+  builtin mapfile -t __knb_l < "$1.arrays" 2>"$__knb_null"
+  __knb_n=0
+  for __knb_v in "${__knb_l[@]}"; do
+    [[ $__knb_v == 'return 0' ]] && break
+    if [[ $__knb_v == 'declare -'* ]]; then
+      __knb_r=${__knb_v#* }
+      __knb_r=${__knb_r#* }
+      __knb_k=${__knb_r%%=*}
+      if [[ -n ${__knb_prot[$__knb_k]-} || $__knb_k == __knb* ]]; then
+        # Keep the syntax (a value may span lines) but assign a scratch variable.
+        if [[ $__knb_r != *=* ]]; then
+          __knb_l[__knb_n]=:
+        else
+          __knb_f=${__knb_v#declare -}
+          if [[ ${__knb_f%% *} == *A* ]]; then
+            __knb_l[__knb_n]="declare -A __knb_zA=${__knb_r#*=}"
+          else
+            __knb_l[__knb_n]="declare -a __knb_z=${__knb_r#*=}"
+          fi
+        fi
+      fi
+    fi
+    __knb_n=$((__knb_n + 1))
+  done
+  builtin printf -v __knb_s '%s\n' "${__knb_l[@]:0:__knb_n}"
+  __knb_l=() __knb_v= __knb_r= __knb_k= __knb_f=
+}
+__knb_vars() {
+  __knb_l=()
+  for __knb_v in @ALL@; do
+    [[ -n ${__knb_prot[$__knb_v]-} || $__knb_v == __knb* ]] || __knb_l+=("$__knb_v")
+  done
+  [[ ${#__knb_l[@]} -eq 0 ]] || builtin declare -p -- "${__knb_l[@]}"
+  __knb_l=() __knb_v=
+}
+__knb_trap='{ builtin set +xveu; } 2>"$__knb_null"
+builtin set -- "$__knb_dump" "$__knb_null"
+builtin unset -v @U@ "${!__knb@}" 2>"$2"
+{ builtin declare -px; builtin echo "return 0"; } 1<>"$1" 2>"$2"
+{ builtin declare -pa; builtin declare -pA; builtin echo "return 0"; } 1<>"$1.arrays" 2>"$2"'
+"""
+
+# Run by PROMPT_COMMAND at top level, so that loaded declarations create global
+# variables: after a subshell, its variables replace those of the persistent shell; a
+# reset or restore starts again from the snapshot of the initial environment.
+_PROMPT_COMMAND: Final = (
+    "__knb_prompt $?; [[ -z $__knb_mode ]] || { builtin set -o allexport; "
+    'for __knb_lf in "${__knb_load[@]}"; do '
+    'builtin source "$__knb_lf" 2>"$__knb_null"; __knb_arrays "$__knb_lf"; '
+    'builtin eval "$__knb_s" 2>"$__knb_null"; done; builtin set +o allexport; '
+    "builtin unset -v __knb_z __knb_zA; __knb_s= __knb_load=(); "
+    "[[ $__knb_mode == sub ]] || __knb_save; __knb_mode=; }"
+)
+
+_DOWNLOAD: Final = r"""
+__download() {
+  builtin echo "Downloading: $1..."
+  if command -v curl >/dev/null 2>&1; then
+    curl -# -L --fail --retry 3 -o "$2" "$1" 2>&1
+  elif command -v wget >/dev/null 2>&1; then
+    wget --progress=bar:force -O "$2" "$1" 2>&1
+  elif command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import sys, urllib.request as u; u.urlretrieve(sys.argv[1], sys.argv[2])' \
+      "$1" "$2"
+  else
+    fail "Cannot download $1: neither curl, wget nor python3 is available"
+  fi
+}
+fail() {
+  builtin echo "$@" 1>&2
+  return 1
+}
+builtin export -f fail __download
+"""
+
+
+class _Marker(NamedTuple):
+    """A protocol marker found in the output: start (status None) or end of a command."""
+
+    cmd_id: int
+    status: int | None
+
+
+class _Scanner:
+    """Turn raw PTY text into output text and protocol markers.
+
+    Only the unread tail is kept and searched, so the cost is linear in the output.
+    """
+
+    def __init__(self, nonce: str) -> None:
+        self._lead = f"\n__KNB_{nonce}_"
+        self._marker_re = re.compile(re.escape(self._lead) + r"(\d+)_(\d+|S)__\n")
+        self._partial_re = re.compile(r"(?:\d*|\d+_(?:\d*|S)_{0,2})\Z")
+        self._buf = ""
+        self._carry = ""
+
+    def feed(self, chunk: str) -> list[str | _Marker]:
+        """Add a chunk; return the output text and markers it completes, in order."""
+        data = self._carry + chunk
+        stripped = data.rstrip("\r")
+        self._carry = data[len(stripped) :]
+        stripped = _normalize_newlines(stripped)
+        buf = self._buf + stripped
+        items: list[str | _Marker] = []
+        start = search = 0
+        hold = -1
+        lead = self._lead
+        while (i := buf.find(lead, search)) >= 0:
+            match = self._marker_re.match(buf, i)
+            if match is None:
+                if self._partial_re.match(buf, i + len(lead)):
+                    hold = i
+                    break
+                search = i + 1
+                continue
+            if i > start:
+                items.append(buf[start:i])
+            status = match.group(2)
+            items.append(_Marker(int(match.group(1)), None if status == "S" else int(status)))
+            start = search = match.end()
+        if hold < 0:
+            hold = len(buf)
+            newline = buf.rfind("\n", max(start, len(buf) - len(lead) + 1))
+            if newline >= 0 and lead.startswith(buf[newline:]):
+                hold = newline
+        if hold > start:
+            items.append(buf[start:hold])
+        self._buf = buf[hold:]
+        return items
+
+    def drain(self) -> str:
+        """Return and forget the text held back (when no marker can follow any more)."""
+        text = _normalize_newlines(self._buf + self._carry)
+        self._buf = self._carry = ""
+        return text
+
+
+class _Output:
+    """Publish output in batches and keep a bounded tail of it."""
+
+    def __init__(self, callback: OutputCallback | None) -> None:
+        self._callback = callback
+        self._parts: list[str] = []
+        self._size = 0
+        self._last = time.monotonic()
+        self._tail = ""
+
+    def add(self, text: str) -> None:
+        if len(text) >= _TAIL_CHARS:
+            self._tail = text[-_TAIL_CHARS:]
+        else:
+            self._tail = (self._tail + text)[-_TAIL_CHARS:]
+        if self._callback is not None:
+            self._parts.append(text)
+            self._size += len(text)
+            if self._size >= _PUBLISH_SIZE:
+                self.flush()
+
+    def tick(self, now: float) -> None:
+        if self._parts and now - self._last >= _PUBLISH_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        if not self._parts or self._callback is None:
+            return
+        text = "".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        self._callback(text)
+
+    def tail(self) -> str:
+        return "\n".join(self._tail.split("\n")[-_TAIL_LINES - 1 :]).strip("\n")
+
+
+class _Collector:
+    """An output callback that keeps everything (bounded), for internal commands."""
+
+    def __init__(self, limit: int = _INIT_OUTPUT_LIMIT) -> None:
+        self._parts: list[str] = []
+        self._size = 0
+        self._limit = limit
+
+    def __call__(self, text: str) -> None:
+        self._parts.append(text)
+        self._size += len(text)
+        while self._size > self._limit and len(self._parts) > 1:
+            self._size -= len(self._parts.pop(0))
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+class _Dead(Exception):
+    """The shell process ended while we waited for it."""
+
+
+class _Deadline(Exception):
+    """The command's timeout expired."""
+
+
+class _GaveUp(Exception):
+    """The command could not be stopped; the context was killed."""
+
+
+def _last_output(tail: str) -> str:
+    return f" Last output:\n{tail}" if tail else ""
+
+
+def _default_signals() -> None:
+    """In the child, before exec: undo Python's SIG_IGN of SIGPIPE and SIGXFSZ.
+
+    Bash cannot reset a signal that was ignored when it started, so without this every
+    command would run with SIGPIPE ignored (``yes | head`` would end with an error).
+    """
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _raw_output(fd: int) -> None:
+    """Turn off the terminal's LF to CR LF translation (ONLCR): a third less to read."""
+    with contextlib.suppress(termios.error):
+        attrs = termios.tcgetattr(fd)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def _session_members(sid: int) -> list[int]:
+    """Pids of the processes of session ``sid`` (Linux ``/proc``)."""
+    members = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 3 and fields[3] == str(sid):
+                members.append(int(entry.name))
+    return members
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+class ContextShell:
+    """A long-lived bash for one Kameleon context (``local``, ``out`` or ``in``).
+
+    The shell is started lazily, by :meth:`start` or by the first :meth:`run`. If it dies,
+    :meth:`run` raises :class:`ContextClosedError`; the next :meth:`run` starts a fresh
+    process, which reloads the variables saved on disk. Use it as a context manager so
+    that the process group is always terminated.
+
+    Args:
+        spec: how to start the context shell.
+        scripts_dir_name: name of the directory, in the context's work directory (or
+            start directory), that holds ``<context>/bash_env``.
+        start_timeout: seconds the shell has to answer the bootstrap line.
+        interrupt_grace: seconds between the escalation steps of an interrupt
+            (``SIGINT``, then ``SIGTERM``, then ``SIGKILL`` of the command's process
+            group, then the context is killed).
+        fast_path: run commands that can only change variables inside the persistent
+            shell, without forking (see :func:`needs_subshell`). ``False`` runs every
+            command in a subshell.
+    """
+
+    def __init__(
+        self,
+        spec: ContextSpec,
+        *,
+        scripts_dir_name: str = "kameleon_scripts",
+        start_timeout: float = 30.0,
+        interrupt_grace: float = 2.0,
+        fast_path: bool = True,
+    ) -> None:
+        self._spec = spec
+        self._scripts_dir_name = scripts_dir_name
+        self._start_timeout = start_timeout
+        self._grace = interrupt_grace
+        self._fast_path = fast_path
+        self._name = spec.name.value
+        self._child: pexpect.spawn | None = None
+        self._scanner = _Scanner("0")
+        self._nonce = ""
+        self._next_id = 1
+        self._pending_id: int | None = None
+        self._started_id = 0
+        self._shell_pid = 0
+        self._stash: list[str] = []
+        self._termios: list[Any] | None = None
+        self._functions: frozenset[str] = frozenset()
+        self._started_once = False
+        self._wipe_pending = False
+        self._restore_pending: str | None = None
+        self._interrupt_requested = False
+        self._sigint_pending = False
+        self._last_tail = ""
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def spec(self) -> ContextSpec:
+        """The settings this shell was built from."""
+        return self._spec
+
+    @property
+    def alive(self) -> bool:
+        """Whether the shell process is running."""
+        return self._child is not None and bool(self._child.isalive())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the shell if it is not running, and set up the context environment.
+
+        Raises:
+            ContextError: the context command could not start, exited, or did not
+                answer within ``start_timeout`` seconds.
+        """
+        if self.alive:
+            return
+        self._kill_process()
+        keep = self._started_once and not self._wipe_pending
+        restore = self._restore_pending
+        self._spawn()
+        try:
+            self._initialize(keep=keep, restore=restore)
+        except BaseException:
+            self._kill_process()
+            raise
+        self._started_once = True
+        self._wipe_pending = False
+        self._restore_pending = None
+
+    def _initialize(self, *, keep: bool, restore: str | None) -> None:
+        init_id = self._new_id()
+        script = self._init_script(init_id, keep=keep, restore=restore)
+        collector = _Collector()
+        sink = _Output(collector)
+        began = time.monotonic()
+        try:
+            self._send(f'__knb_c={_ansi_c_words(script)}; builtin eval "$__knb_c"\n')
+            status = self._await(
+                init_id, sink, deadline=began + self._start_timeout, interruptible=False
+            )
+        except (_Dead, ShellError) as err:
+            sink.add(self._scanner.drain())
+            sink.flush()
+            output = collector.text.strip()
+            reason = self._death_reason() if isinstance(err, _Dead) else str(err)
+            self._kill_process()
+            raise ContextError(
+                f"Cannot start the {self._name}_context with {self._spec.cmd!r}: {reason}."
+                + (f" Output:\n{output}" if output else "")
+            ) from None
+        output = collector.text
+        if status != 0:
+            self._kill_process()
+            details = re.sub(
+                rf"__KNB_{self._nonce}_FB_.*__KNB_{self._nonce}_FE__", "", output, flags=re.DOTALL
+            )
+            raise ContextError(
+                f"Cannot initialize the {self._name}_context (status {status}): {details.strip()}"
+            )
+        self._parse_report(output)
+        self._termios = self._get_termios()
+        log.debug(
+            "%s context started in %.3f s (shell pid %d)",
+            self._name,
+            time.monotonic() - began,
+            self._shell_pid,
+        )
+
+    def run(
+        self,
+        script: str,
+        *,
+        on_output: OutputCallback | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run one command text in the context, Kameleon-style.
+
+        The text runs with ``set -o pipefail -o allexport``, stdin ``/dev/null``, in the
+        context's work directory. Its variables are seen by later commands; ``cd``,
+        functions and shell options are not kept.
+
+        Args:
+            script: the command text (any characters; NUL is dropped).
+            on_output: called with output chunks as they arrive (at most every 100 ms or
+                64 KiB).
+            timeout: seconds after which the command is interrupted.
+
+        Returns:
+            The exit status, the tail of the output and the duration.
+
+        Raises:
+            CommandTimeoutError: the command ran longer than ``timeout``; it was
+                interrupted and the context lives on.
+            ContextClosedError: the shell process died (or had to be killed); the next
+                call starts a new one.
+            ContextError: the shell could not be (re)started.
+            KeyboardInterrupt: Ctrl-C during the command, after the command was
+                interrupted.
+        """
+        self._ensure_ready()
+        assert self._child is not None
+        text = f"{self._spec.exec_prefix} {script}" if self._spec.exec_prefix else script
+        sub = not self._fast_path or needs_subshell(text, self._functions)
+        mode = ""
+        if sub:
+            mode = " sub"
+            if _MAY_UNSET_RE.search(text) or any(name in text for name in self._functions):
+                mode = " subu"
+        cmd_id = self._new_id()
+        if sub:
+            run_part = '( builtin trap -- "$__knb_trap" EXIT; builtin eval "$__knb_c" )'
+        else:
+            run_part = 'builtin eval "$__knb_c"'
+        line = f'__knb_c={_ansi_c_words(text)}; __knb_go {cmd_id}{mode}; {run_part} <"$__knb_in"\n'
+        log.debug("%s: command %d in %s", self._name, cmd_id, "a subshell" if sub else "place")
+        output = _Output(on_output)
+        began = time.monotonic()
+        deadline = began + timeout if timeout is not None else None
+        timed_out = False
+        with self._sigint_guard():
+            self._interrupt_requested = False
+            self._pending_id = cmd_id
+            try:
+                self._restore_termios()
+                self._send(line)
+                try:
+                    status = self._await(cmd_id, output, deadline=deadline)
+                except _Deadline:
+                    timed_out = True
+                    log.info("%s: command %d timed out, interrupting it", self._name, cmd_id)
+                    status = self._stop_command(cmd_id, output)
+                except KeyboardInterrupt:
+                    # Only when Ctrl-C could not be caught by _sigint_guard.
+                    self._stop_command(cmd_id, output)
+                    self._pending_id = None
+                    raise
+            except _Dead:
+                output.add(self._scanner.drain())
+                self._raise_closed(output)
+            except _GaveUp as err:
+                output.flush()
+                if timed_out:
+                    raise CommandTimeoutError(
+                        f"The command in the {self._name}_context timed out after "
+                        f"{timeout:g} s and could not be stopped: {err}"
+                    ) from None
+                raise ContextClosedError(
+                    f"The ctx '{self._name}' was closed: {err}." + _last_output(output.tail())
+                ) from None
+            self._pending_id = None
+            output.flush()
+            if self._child is None or not self._child.isalive():
+                # The command ended, but it took the context's process with it.
+                self._raise_closed(output)
+        duration = time.monotonic() - began
+        self._last_tail = output.tail()
+        if timed_out:
+            raise CommandTimeoutError(
+                f"The command in the {self._name}_context timed out after {timeout:g} s; "
+                f"it was interrupted (status {status})." + _last_output(self._last_tail)
+            )
+        if self._sigint_pending:
+            self._sigint_pending = False
+            raise KeyboardInterrupt
+        return CommandResult(exit_status=status, tail=self._last_tail, duration=duration)
+
+    def interrupt(self) -> None:
+        """Ask the running command to stop, as Ctrl-C would.
+
+        Safe to call from another thread or from a signal handler: it only sets a flag
+        that :meth:`run` acts on within 100 ms. Does nothing if no command is running.
+        """
+        self._interrupt_requested = True
+
+    def close(self) -> None:
+        """Terminate the shell and every process of its session, and reap them.
+
+        Idempotent. Variables saved on disk are kept for a later :meth:`start`.
+        """
+        self._kill_process()
+
+    def variables(self) -> str:
+        """Return the context's variables as ``declare -p`` text, for a checkpoint record.
+
+        Bash's own dynamic and read-only variables are left out.
+        """
+        self._ensure_ready()
+        collector = _Collector(limit=1 << 30)
+        self._internal("__knb_vars", collector)
+        return collector.text
+
+    def restore_variables(self, dump: str) -> None:
+        """Replace the context's variables by those of ``dump`` (text from :meth:`variables`).
+
+        Later commands see the context's initial environment with the variables of
+        ``dump`` on top: exactly the variables of a dump made by :meth:`variables`, and a
+        fresh context for an empty dump. If the shell is not running, the dump is applied
+        when it starts.
+        """
+        if not self.alive:
+            self._restore_pending = dump
+            return
+        self._ensure_ready()
+        self._internal(
+            "builtin printf 'return 0\\n' >| \"$__knb_dump\"; "
+            'builtin printf \'%s\\nreturn 0\\n\' "$__knb_c" >| "$__knb_dump.arrays"; '
+            "__knb_mode=restore",
+            _Collector(),
+            payload=dump,
+        )
+
+    def reset_variables(self) -> None:
+        """Forget the variables set by commands, as upstream's ``reload_context`` does.
+
+        Later commands see the context's initial environment again.
+        """
+        self._restore_pending = None
+        if not self.alive:
+            self._wipe_pending = True
+            return
+        self._ensure_ready()
+        self._internal("__knb_mode=reset", _Collector())
+
+    def restart(self, *, keep_variables: bool) -> None:
+        """Replace the shell process by a fresh one.
+
+        Args:
+            keep_variables: reload the variables saved on disk; if False, start from the
+                initial context environment.
+        """
+        self._kill_process()
+        if not keep_variables:
+            self._wipe_pending = True
+            self._restore_pending = None
+        self.start()
+
+    def pipe_argv(self, script: str) -> list[str]:
+        """Return the argv of a one-shot process that runs ``script`` in this context.
+
+        The process (started by the caller, e.g. ``subprocess.Popen`` from the context's
+        start directory) runs the context command through its launcher, with the context
+        environment, the variables this shell has saved, the work directory and ``set -o
+        pipefail -o allexport``. Its stdin and stdout are the caller's, so that ``pipe``
+        can join two contexts with an OS pipe; it saves no variables back.
+
+        Args:
+            script: the command text (``exec_prefix`` is prepended as for :meth:`run`).
+
+        Returns:
+            The argv, ready for :class:`subprocess.Popen`.
+        """
+        q = shlex.quote
+        text = f"{self._spec.exec_prefix} {script}" if self._spec.exec_prefix else script
+        lines = [
+            "if [[ -c /dev/null ]]; then __knb_null=/dev/null; else __knb_null=; fi",
+            *self._environment_lines(),
+            '[[ -z $__knb_err ]] || { builtin echo "$__knb_err" >&2; exit 1; }',
+            "builtin set -a",
+            'for __knb_lf in "$__knb_dump"; do [[ -s $__knb_lf ]] || break',
+            '  builtin source "$__knb_lf" 2>"$__knb_null"; __knb_arrays "$__knb_lf"',
+            '  builtin eval "$__knb_s" 2>"$__knb_null"; done',
+            "builtin unset -v __knb_z __knb_zA __knb_s",
+            "builtin set -o pipefail -o allexport",
+            f"builtin eval {q(text)}",
+        ]
+        command = (
+            f"cd -- {q(self._spec.start_dir)} && "
+            f"exec {self._spec.cmd} --noprofile --norc -c {q(chr(10).join(lines))}"
+        )
+        return [*self._spec.launcher, "/bin/bash", "-c", command]
+
+    # ------------------------------------------------------------ start-up helpers
+
+    def _spawn(self) -> None:
+        env = dict(os.environ)
+        for name in ("PROMPT_COMMAND", "TMOUT", "HISTFILE"):
+            env.pop(name, None)
+        env.update(TERM="dumb", PAGER="cat", SYSTEMD_PAGER="", PS1="", PS2="")
+        # "; exit $?" keeps this bash -c as the parent of the context shell (as upstream's
+        # "source ...; cmd" does): a command's $PPID is then not this Python process. The
+        # cd is for launchers: entering a mount namespace moves a process to its root.
+        command = (
+            f"cd -- {shlex.quote(self._spec.start_dir)} && "
+            f"{self._spec.cmd} {_BASH_OPTIONS}; exit $?"
+        )
+        argv = [*self._spec.launcher, "/bin/bash", "-c", command]
+        log.debug("starting %s context: %s (in %s)", self._name, argv, self._spec.start_dir)
+        try:
+            child = pexpect.spawn(
+                argv[0],
+                argv[1:],
+                cwd=self._spec.start_dir,
+                env=env,
+                echo=False,
+                encoding="utf-8",
+                codec_errors="replace",
+                timeout=None,
+                dimensions=_DIMENSIONS,
+                use_poll=True,
+                preexec_fn=_default_signals,
+            )
+        except (pexpect.ExceptionPexpect, OSError) as err:
+            raise ContextError(
+                f"Cannot start the {self._name}_context with {shlex.join(argv)!r}: {err}"
+            ) from err
+        child.delaybeforesend = None
+        _raw_output(child.child_fd)
+        self._child = child
+        self._nonce = secrets.token_hex(8)
+        self._scanner = _Scanner(self._nonce)
+        self._stash = []
+        self._pending_id = None
+        self._termios = None
+
+    def _environment_lines(self) -> list[str]:
+        """Shell lines that give a bash the context environment (semantics §4.3).
+
+        They expect ``__knb_null`` to name /dev/null (or to be empty if there is none),
+        set ``__knb_err`` on failure, and leave the shell in the work directory with
+        ``__knb_wd``, ``__knb_dump``, ``__knb_null`` and ``__knb_in`` set, and the
+        protocol functions defined.
+        """
+        spec = self._spec
+        q = shlex.quote
+        lines = [
+            "__knb_err=",
+            'builtin export USER="${USER:-root}" HOME="${HOME:-/root}"',
+            'builtin export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"',
+            'builtin export LC_ALL="${LC_ALL:-POSIX}"',
+            "builtin export DEBIAN_FRONTEND=noninteractive TERM=dumb PAGER=cat SYSTEMD_PAGER=",
+            f"builtin export KAMELEON_CONTEXT_NAME={q(self._name + '_context')}",
+            'builtin export KAMELEON_WORKDIR="$PWD"',
+            _DOWNLOAD,
+        ]
+        if spec.proxy:
+            url = q(f"http://{spec.proxy}")
+            host = spec.proxy.split(":", 1)[0]
+            names = ("http_proxy", "https_proxy", "ftp_proxy", "rsync_proxy", "all_proxy")
+            lines += [f"builtin export {name}={url} {name.upper()}={url}" for name in names]
+            no_proxy = q(f"localhost,{host},127.0.0.1,localaddress,.localdomain")
+            lines.append(f"builtin export no_proxy={no_proxy} NO_PROXY={no_proxy}")
+        if spec.workdir:
+            lines += [
+                f"__knb_wd={q(spec.workdir)}",
+                '[[ -d $__knb_wd ]] || mkdir -p -- "$__knb_wd" '
+                '|| __knb_err="cannot create the work directory $__knb_wd"',
+            ]
+        else:
+            lines.append('__knb_wd="$PWD"')
+        lines += [
+            'builtin cd -- "$__knb_wd" || __knb_err="cannot enter the work directory $__knb_wd"',
+            '__knb_wd="$PWD"',
+            f'__knb_dump="$__knb_wd"/{q(self._scripts_dir_name)}/{q(self._name)}/bash_env',
+            '[[ -d ${__knb_dump%/*} ]] || mkdir -p -- "${__knb_dump%/*}" '
+            '|| __knb_err="cannot create the script directory ${__knb_dump%/*}"',
+            "if [[ -n $__knb_null ]]; then __knb_in=$__knb_null",
+            "else __knb_null=${__knb_dump%/*}/null __knb_in=${__knb_dump%/*}/empty",
+            '     : >| "$__knb_in"',
+            "fi",
+        ]
+        if spec.env_script:
+            lines.append(f"builtin set -a; builtin eval {q(spec.env_script)}; builtin set +a")
+        protocol = _PROTOCOL.replace("@ALL@", _all_names())
+        protocol = protocol.replace("@U@", " ".join(_PROTECTED_VARS))
+        lines.append(protocol.replace("@P@", _table_entries(_PROTECTED_VARS)))
+        return lines
+
+    def _init_script(self, init_id: int, *, keep: bool, restore: str | None) -> str:
+        q = shlex.quote
+        lines = [
+            "builtin set +o history +H",
+            "[[ ! -o emacs && ! -o vi ]] || builtin bind 'set enable-bracketed-paste off'",
+            "PS1='' PS2='' PS0='' PS4='+ ' HISTFILE=/dev/null",
+            "builtin unset -v PROMPT_COMMAND TMOUT IGNOREEOF MAILCHECK",
+            # A chroot may have no /dev yet: then the protocol uses files of its own.
+            "if [[ -c /dev/null ]]; then __knb_null=/dev/null; stty -echo -onlcr 2>/dev/null",
+            "else __knb_null=; stty -echo -onlcr; fi",
+            f"__knb_nonce={q(self._nonce)}",
+            *self._environment_lines(),
+            "__knb_snapshot",
+        ]
+        if restore is not None:
+            lines += [
+                "builtin printf 'return 0\\n' >| \"$__knb_dump\"",
+                f"builtin printf '%s\\nreturn 0\\n' {q(restore)} >| \"$__knb_dump.arrays\"",
+                "__knb_mode=restore",
+            ]
+        elif keep:
+            lines.append(
+                "[[ -s $__knb_dump || -s $__knb_dump.arrays ]] && __knb_mode=subu || __knb_mode="
+            )
+        else:
+            lines += [': >| "$__knb_dump"; : >| "$__knb_dump.arrays"', "__knb_mode="]
+        lines += [
+            'builtin printf \'\\n__KNB_%s_FB_%s__\\n\' "$__knb_nonce" "$$"',
+            "builtin declare -F",
+            "builtin printf '__KNB_%s_FE__\\n' \"$__knb_nonce\"",
+            f"PROMPT_COMMAND={q(_PROMPT_COMMAND)} __knb_id={init_id}",
+            '[[ -z $__knb_err ]] || { builtin echo "$__knb_err" >&2; false; }',
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _parse_report(self, output: str) -> None:
+        """Read the pid of the context shell and its function names from the bootstrap."""
+        match = re.search(
+            rf"__KNB_{self._nonce}_FB_(\d+)__\n(.*?)__KNB_{self._nonce}_FE__", output, re.DOTALL
+        )
+        if match is None:
+            raise ShellError(f"The {self._name}_context did not report its functions")
+        self._shell_pid = int(match.group(1))
+        names = {line.rpartition(" ")[2] for line in match.group(2).splitlines() if line}
+        self._functions = frozenset(
+            n for n in names if n not in _OWN_FUNCTIONS and "__knb" not in n
+        )
+
+    def _ensure_ready(self) -> None:
+        """Start the shell if needed and finish a command a previous call left running.
+
+        A shell that died since the last call is reported once (it is not silently
+        replaced: its in-memory state is gone); the call after that starts a new one.
+        """
+        if self._child is not None and not self.alive:
+            self._pending_id = None
+            output = _Output(None)
+            with contextlib.suppress(_Dead):
+                for item in self._scanner.feed(self._read(0.0)):
+                    if isinstance(item, str):
+                        output.add(item)
+            output.add(self._scanner.drain())
+            self._raise_closed(output)
+        if not self.alive:
+            self.start()
+        if self._pending_id is None:
+            return
+        cmd_id, self._pending_id = self._pending_id, None
+        log.info("%s: stopping a command left running by an earlier call", self._name)
+        output = _Output(None)
+        try:
+            self._stop_command(cmd_id, output)
+        except _Dead:
+            self._raise_closed(output)
+        except _GaveUp as err:
+            raise ContextClosedError(f"The ctx '{self._name}' was closed: {err}") from None
+
+    # ---------------------------------------------------------------- I/O helpers
+
+    def _new_id(self) -> int:
+        cmd_id = self._next_id
+        self._next_id += 1
+        return cmd_id
+
+    def _internal(self, code: str, collector: _Collector, *, payload: str | None = None) -> None:
+        cmd_id = self._new_id()
+        prefix = f"__knb_c={_ansi_c_words(payload)}; " if payload is not None else ""
+        self._pending_id = cmd_id
+        try:
+            self._send(f"{prefix}__knb_go {cmd_id} int; {code}\n")
+            status = self._await(cmd_id, _Output(collector), deadline=None)
+        except _Dead:
+            self._raise_closed(_Output(None))
+        self._pending_id = None
+        if status != 0:
+            raise ShellError(f"Internal command failed in the {self._name}_context: {code}")
+
+    def _send(self, line: str) -> None:
+        child = self._child
+        if child is None:
+            raise _Dead
+        data = line.encode("utf-8", "surrogateescape")
+        fd = child.child_fd
+        try:
+            if len(data) <= _SMALL_WRITE:
+                os.write(fd, data)
+                return
+            self._send_large(fd, data)
+        except OSError as err:
+            log.debug("%s: write failed: %s", self._name, err)
+            raise _Dead from err
+
+    def _send_large(self, fd: int, data: bytes) -> None:
+        """Write without blocking forever, reading output meanwhile (no deadlock)."""
+        os.set_blocking(fd, False)
+        try:
+            view = memoryview(data)
+            done = 0
+            deadline = time.monotonic() + _SEND_TIMEOUT
+            poller = _poller(fd)
+            while done < len(data):
+                try:
+                    done += os.write(fd, view[done : done + _SMALL_WRITE])
+                    continue
+                except BlockingIOError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ShellError(f"The {self._name}_context does not read its input")
+                for _, event in poller(_POLL_INTERVAL):
+                    if event & _POLLIN:
+                        with contextlib.suppress(BlockingIOError):
+                            chunk = os.read(fd, _READ_SIZE)
+                            if chunk:
+                                self._stash.append(chunk.decode("utf-8", "replace"))
+        finally:
+            os.set_blocking(fd, True)
+
+    def _read(self, timeout: float) -> str:
+        """Read a chunk ("" on timeout); raise :class:`_Dead` when the shell is gone."""
+        if self._stash:
+            text = "".join(self._stash)
+            self._stash.clear()
+            return text
+        child = self._child
+        if child is None:
+            raise _Dead
+        try:
+            return str(child.read_nonblocking(_READ_SIZE, timeout=max(timeout, 0.0)))
+        except pexpect.TIMEOUT:
+            return ""
+        except pexpect.EOF:
+            raise _Dead from None
+
+    def _await(
+        self,
+        cmd_id: int,
+        output: _Output,
+        *,
+        deadline: float | None,
+        interruptible: bool = True,
+    ) -> int:
+        """Wait for the end marker of ``cmd_id``, forwarding output; return its status.
+
+        An :meth:`interrupt` request or a pending Ctrl-C starts the stop sequence. Reaching
+        ``deadline`` raises :class:`_Deadline` (or :class:`ShellError` if not
+        ``interruptible``), and the caller decides.
+        """
+        stopper: _Stopper | None = None
+        while True:
+            now = time.monotonic()
+            if (
+                interruptible
+                and stopper is None
+                and (self._interrupt_requested or self._sigint_pending)
+            ):
+                stopper = _Stopper(self, now)
+            if deadline is not None and now >= deadline and stopper is None:
+                if not interruptible:
+                    raise ShellError(
+                        f"no answer from the {self._name}_context within {self._start_timeout:g} s"
+                    )
+                raise _Deadline
+            wait = _POLL_INTERVAL
+            if stopper is not None:
+                wait = min(wait, stopper.step(now, self._started_id == cmd_id))
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            for item in self._scanner.feed(self._read(wait)):
+                if isinstance(item, str):
+                    output.add(item)
+                elif item.cmd_id != cmd_id:
+                    log.debug("%s: stale marker %s skipped", self._name, item)
+                elif item.status is None:
+                    self._started_id = cmd_id
+                else:
+                    output.flush()
+                    return item.status
+            output.tick(time.monotonic())
+
+    def _stop_command(self, cmd_id: int, output: _Output) -> int:
+        """Interrupt the running command ``cmd_id`` and wait for its end; return its status."""
+        self._interrupt_requested = True
+        try:
+            return self._await(cmd_id, output, deadline=None)
+        finally:
+            self._interrupt_requested = False
+
+    def _raise_closed(self, output: _Output) -> NoReturn:
+        output.flush()
+        reason = self._death_reason()
+        tail = output.tail()
+        self._kill_process()
+        log.warning("%s context closed: %s", self._name, reason)
+        raise ContextClosedError(
+            f"The ctx '{self._name}' was closed ({reason})." + _last_output(tail)
+        )
+
+    def _death_reason(self) -> str:
+        child = self._child
+        if child is None:
+            return "the shell is not running"
+        with contextlib.suppress(Exception):
+            child.isalive()
+        if child.signalstatus is not None:
+            return f"the shell was killed by signal {child.signalstatus}"
+        if child.exitstatus is not None and child.exitstatus > 128:
+            return f"the shell was killed by signal {child.exitstatus - 128}"
+        if child.exitstatus is not None:
+            return f"the shell exited with status {child.exitstatus}"
+        return "the shell closed its terminal"
+
+    def _kill_process(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        members = [pid for pid in _session_members(child.pid) if pid != child.pid]
+        for pid in [child.pid, *members]:
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, sig)
+        limit = time.monotonic() + 1.0
+        while time.monotonic() < limit and (child.isalive() or any(_pid_alive(p) for p in members)):
+            time.sleep(0.01)
+        for pid in [child.pid, *members]:
+            if _pid_alive(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            child.close(force=True)
+        self._termios = None
+        log.debug("%s context closed", self._name)
+
+    # ------------------------------------------------- terminal and signal helpers
+
+    def _get_termios(self) -> list[Any] | None:
+        if self._child is None:
+            return None
+        try:
+            return list(termios.tcgetattr(self._child.child_fd))
+        except termios.error:
+            return None
+
+    def _restore_termios(self) -> None:
+        """Undo terminal settings a command changed (``stty echo`` would corrupt output)."""
+        if self._termios is None or self._child is None:
+            return
+        current = self._get_termios()
+        if current is not None and current != self._termios:
+            log.debug("%s: restoring the terminal settings", self._name)
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self._child.child_fd, termios.TCSANOW, self._termios)
+
+    def _foreground_group(self) -> int | None:
+        """The terminal's foreground process group, if it is not the shell's own."""
+        child = self._child
+        if child is None:
+            return None
+        try:
+            group = os.tcgetpgrp(child.child_fd)
+        except OSError:
+            return None
+        return None if group in (child.pid, self._shell_pid, 0) else group
+
+    def _signal_command(self, stage: int) -> None:
+        child = self._child
+        if child is None:
+            return
+        group = self._foreground_group()
+        if stage == 0 or group is None:
+            log.debug("%s: sending ^C", self._name)
+            with contextlib.suppress(OSError):
+                child.sendintr()
+            return
+        sig = signal.SIGTERM if stage == 1 else signal.SIGKILL
+        log.info("%s: sending %s to process group %d", self._name, sig.name, group)
+        with contextlib.suppress(OSError):
+            os.killpg(group, sig)
+
+    @contextlib.contextmanager
+    def _sigint_guard(self) -> Iterator[None]:
+        """Turn Ctrl-C during a command into an interrupt of the command, then re-raise."""
+        self._sigint_pending = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+        except ValueError:
+            previous = None
+        if previous is not signal.default_int_handler:
+            yield
+            return
+
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            self._sigint_pending = True
+
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _Stopper:
+    """The escalation of an interrupt: ^C, then SIGTERM, then SIGKILL, then give up."""
+
+    def __init__(self, shell: ContextShell, now: float) -> None:
+        self._shell = shell
+        self._stage = -1
+        self._next = now
+        self._since = now
+
+    def step(self, now: float, started: bool) -> float:
+        """Act if it is time to; return how long to wait before the next step."""
+        if now < self._next:
+            return self._next - now
+        if self._stage < 0 and not started and now - self._since < self._shell._grace:
+            # The command line is still being read: a ^C now would only discard it.
+            self._next = now + 0.01
+            return 0.01
+        self._stage += 1
+        if self._stage > 2:
+            self._shell._kill_process()
+            raise _GaveUp(
+                f"the command did not stop within {3 * self._shell._grace:g} s of being "
+                "interrupted, so the context was killed"
+            )
+        self._shell._signal_command(self._stage)
+        self._next = now + self._shell._grace
+        return self._shell._grace
+
+
+_POLLIN: Final = select.POLLIN
+
+
+def _poller(fd: int) -> Callable[[float], list[tuple[int, int]]]:
+    poll = select.poll()
+    poll.register(fd, select.POLLIN | select.POLLOUT)
+
+    def wait(timeout: float) -> list[tuple[int, int]]:
+        return poll.poll(timeout * 1000)
+
+    return wait
