@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -66,6 +67,10 @@ class Shell(Protocol):
         """Forget every variable the commands have set."""
         ...
 
+    def pipe_argv(self, script: str) -> list[str]:
+        """Argv of a one-shot process running ``script`` in this context (for ``pipe``)."""
+        ...
+
 
 ShellFactory = Callable[[ContextSpec], Shell]
 
@@ -100,10 +105,14 @@ class Contexts:
             shell = self._factory(self._specs[name])
             self._shells[name] = shell
         if not shell.alive:
+            os.makedirs(self._specs[name].start_dir, exist_ok=True)  # the build directory
             try:
                 shell.start()
             except ContextError as err:
-                raise ContextError(f"{err}. The '{name.value}_context' is inaccessible.") from err
+                suffix = f"The '{name.value}_context' is inaccessible."
+                if suffix in str(err):
+                    raise
+                raise ContextError(f"{str(err).rstrip('.')}. {suffix}") from err
             self._emit(ContextStarted(name.value))
             if name in self._pending:
                 shell.restore_variables(self._pending.pop(name))

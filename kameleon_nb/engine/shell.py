@@ -842,6 +842,11 @@ class ContextShell:
     # ------------------------------------------------------------ start-up helpers
 
     def _spawn(self) -> None:
+        if not os.path.isdir(self._spec.start_dir):
+            raise ContextError(
+                f"Cannot start the {self._name}_context: its start directory "
+                f"{self._spec.start_dir} does not exist"
+            )
         env = dict(os.environ)
         for name in ("PROMPT_COMMAND", "TMOUT", "HISTFILE"):
             env.pop(name, None)
