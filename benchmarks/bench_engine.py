@@ -38,7 +38,7 @@ def floor_seconds() -> float:
 
 
 def engine_run(workspace: Path) -> tuple[list[float], float]:
-    steps = "\n".join(f"    - m{i}:\n      - exec_local: \"true\"" for i in range(COMMANDS))
+    steps = "\n".join(f'    - m{i}:\n      - exec_local: "true"' for i in range(COMMANDS))
     (workspace / "bench.yaml").write_text(f"setup:\n  - many:\n{steps}\n")
     recipe = open_recipe("bench.yaml", cwd=str(workspace))
     started: dict[int, float] = {}
@@ -69,13 +69,17 @@ def main() -> None:
     medians = [statistics.median(d) for d, _ in runs]
     totals = [t / COMMANDS for _, t in runs]
     median = statistics.median(medians)
-    print(f"{COMMANDS} exec_local \"true\" microsteps in one build, 3 builds:")
-    print(f"  engine median per command: {median * 1e3:.3f} ms "
-          f"(runs: {', '.join(f'{m * 1e3:.3f}' for m in medians)}); "
-          f"mean incl. build overhead: {statistics.median(totals) * 1e3:.3f} ms")
+    print(f'{COMMANDS} exec_local "true" microsteps in one build, 3 builds:')
+    print(
+        f"  engine median per command: {median * 1e3:.3f} ms "
+        f"(runs: {', '.join(f'{m * 1e3:.3f}' for m in medians)}); "
+        f"mean incl. build overhead: {statistics.median(totals) * 1e3:.3f} ms"
+    )
     print(f"  floor (1000 lines piped into one bash): {floor * 1e3:.4f} ms per command")
-    print(f"  ratio engine/floor: {median / floor:.0f}x; target median <= 0.5 ms: "
-          f"{'OK' if median <= 0.5e-3 else 'MISSED'}")
+    print(
+        f"  ratio engine/floor: {median / floor:.0f}x; target median <= 0.5 ms: "
+        f"{'OK' if median <= 0.5e-3 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

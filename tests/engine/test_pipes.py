@@ -78,22 +78,19 @@ def test_pipe_failure_of_either_end_fails_the_command(tmp_path, monkeypatch):
         "        - exec_in: cat > /dev/null\n"
     )
     recipe = open_recipe(_recipe(tmp_path, body), cwd=str(tmp_path))
-    with pytest.raises(ExecError, match="exit status 3"), Builder(
-        recipe, on_event=lambda e: None
-    ) as builder:
+    with (
+        pytest.raises(ExecError, match="exit status 3"),
+        Builder(recipe, on_event=lambda e: None) as builder,
+    ):
         builder.build(BuildOptions())
 
 
 def test_pipe_of_a_non_exec_command_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    body = (
-        "    - bad:\n"
-        "      - pipe:\n"
-        "        - exec_local: echo x\n"
-        "        - breakpoint: no\n"
-    )
+    body = "    - bad:\n      - pipe:\n        - exec_local: echo x\n        - breakpoint: no\n"
     recipe = open_recipe(_recipe(tmp_path, body), cwd=str(tmp_path))
-    with pytest.raises(ExecError, match="expecting two exec_"), Builder(
-        recipe, on_event=lambda e: None
-    ) as builder:
+    with (
+        pytest.raises(ExecError, match="expecting two exec_"),
+        Builder(recipe, on_event=lambda e: None) as builder,
+    ):
         builder.build(BuildOptions())

@@ -16,16 +16,20 @@ def write(tmp_path: Path, body: str) -> None:
     (tmp_path / "r.yaml").write_text(body)
 
 
-def test_script_mode_failure_names_command_context_status_and_output(tmp_path, monkeypatch,
-                                                                    kameleon):
+def test_script_mode_failure_names_command_context_status_and_output(
+    tmp_path, monkeypatch, kameleon
+):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, "setup:\n  - s:\n    - boom:\n"
-                    "      - exec_out: echo first line; echo about to fail; false\n")
+    write(
+        tmp_path,
+        "setup:\n  - s:\n    - boom:\n"
+        "      - exec_out: echo first line; echo about to fail; false\n",
+    )
     code, out = kameleon("build", "--script", "r.yaml")
     assert code == 2
     assert "[out] about to fail" in out
     assert "fatal error...\nWaiting for cleanup before exiting...\n" in out
-    error = out[out.index("Error: "):]
+    error = out[out.index("Error: ") :]
     assert "> exec_out: echo first line; echo about to fail; false" in error
     assert "in the out context, exit status 1" in error
     assert "about to fail" in error
@@ -49,11 +53,14 @@ def test_a_dead_context_is_reported_and_restarted(tmp_path, monkeypatch):
     from kameleon_nb.engine.recipes import open_recipe
 
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, "setup:\n  - s:\n    - die:\n"
-                    "      - exec_local: export KEPT=yes; echo dying\n"
-                    "      - exec_local: kill -9 $$\n"
-                    "    - after:\n"
-                    '      - exec_local: echo "alive again KEPT=$KEPT"\n')
+    write(
+        tmp_path,
+        "setup:\n  - s:\n    - die:\n"
+        "      - exec_local: export KEPT=yes; echo dying\n"
+        "      - exec_local: kill -9 $$\n"
+        "    - after:\n"
+        '      - exec_local: echo "alive again KEPT=$KEPT"\n',
+    )
     recipe = open_recipe("r.yaml", cwd=str(tmp_path))
     failures = []
     events = []
@@ -74,16 +81,24 @@ def test_a_dead_context_is_reported_and_restarted(tmp_path, monkeypatch):
 
 
 def _spawn(tmp_path: Path) -> pexpect.spawn:
-    child = pexpect.spawn(sys.executable, ["-m", "kameleon_nb", "build", "r.yaml"],
-                          cwd=str(tmp_path), encoding="utf-8", timeout=30)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "kameleon_nb", "build", "r.yaml"],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+    )
     child.delaybeforesend = None
     return child
 
 
 def test_interactive_menu_retry_then_succeed(tmp_path):
-    write(tmp_path, "setup:\n  - s:\n    - needs_flag:\n"
-                    "      - exec_local: test -f $${kameleon_cwd}/flag\n"
-                    "      - exec_local: echo got the flag\n")
+    write(
+        tmp_path,
+        "setup:\n  - s:\n    - needs_flag:\n"
+        "      - exec_local: test -f $${kameleon_cwd}/flag\n"
+        "      - exec_local: echo got the flag\n",
+    )
     child = _spawn(tmp_path)
     child.expect_exact("Press [r] to retry")
     child.expect_exact("answer ? [r/c/a/l/o/i]: ")
@@ -98,9 +113,12 @@ def test_interactive_menu_retry_then_succeed(tmp_path):
 
 
 def test_interactive_menu_continue_and_abort(tmp_path):
-    write(tmp_path, "setup:\n  - s:\n    - one:\n      - exec_local: 'false'\n"
-                    "      - exec_local: echo continued\n"
-                    "    - two:\n      - exec_local: 'false'\n")
+    write(
+        tmp_path,
+        "setup:\n  - s:\n    - one:\n      - exec_local: 'false'\n"
+        "      - exec_local: echo continued\n"
+        "    - two:\n      - exec_local: 'false'\n",
+    )
     child = _spawn(tmp_path)
     child.expect_exact("answer ? [r/c/a/l/o/i]: ")
     child.sendline("x")  # not a choice: the menu again

@@ -22,37 +22,42 @@ init_store() {
   [ -f "$store/next" ] || echo 1 > "$store/next"
 }
 
-# The lowerdir option for layer $1: l/N:l/parent:...:base (relative to $store).
-stack() {
-  local layer=$1 out=""
-  while [ "$layer" != base ]; do
-    out+="l/$layer:"
-    layer=$(cat "$store/l/$layer.parent")
-  done
-  echo "${out}base"
-}
+# Builtins only below (read, not cat): a create must stay in the milliseconds even
+# with hundreds of layers.
+get() { local value; IFS= read -r value < "$1"; printf '%s' "$value"; }
 
-depth() { local s; s=$(stack "$1"); tr -cd ':' <<<"$s" | wc -c; }
+# The lowerdir option for layer $1 (l/N:l/parent:...:base, relative to $store), in
+# $lowerdir, and the number of layers in $depth.
+stack() {
+  local layer=$1
+  lowerdir="" depth=0
+  while [ "$layer" != base ]; do
+    lowerdir+="l/$layer:"
+    depth=$((depth + 1))
+    IFS= read -r layer < "$store/l/$layer.parent"
+  done
+  lowerdir+="base"
+}
 
 unmount() {
   if mountpoint -q "$rootfs"; then umount "$rootfs" || umount -l "$rootfs"; fi
 }
 
 mount_stack() {
-  local layer=$1
+  stack "$1"
   unmount
   rm -rf "$store/work" && mkdir -p "$store/work"
   # relative paths keep the option string short; mount resolves them from $store
   (cd "$store" && mount -t overlay overlay \
-     -o "lowerdir=$(stack "$layer"),upperdir=upper,workdir=work" "$rootfs")
+     -o "lowerdir=$lowerdir,upperdir=upper,workdir=work" "$rootfs")
 }
 
-write() { echo "$2" > "$1.tmp" && mv "$1.tmp" "$1"; }
+write() { echo "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }
 
 case $action in
   mount)   # make sure the rootfs is mounted (a new build runs in a new namespace)
     init_store
-    mountpoint -q "$rootfs" || mount_stack "$(cat "$store/head")"
+    mountpoint -q "$rootfs" || mount_stack "$(get "$store/head")"
     ;;
   enabled)
     mountpoint -q "$rootfs"
@@ -60,18 +65,19 @@ case $action in
   create)
     [ -n "$id" ] || die "create needs an id"
     init_store
-    head=$(cat "$store/head")
-    n=$(cat "$store/next")
+    head=$(get "$store/head")
+    n=$(get "$store/next")
     write "$store/next" $((n + 1))
     unmount
     mv "$store/upper" "$store/l/$n"
     echo "$head" > "$store/l/$n.parent"
     mkdir -p "$store/upper"
-    if [ "$(depth "$n")" -gt "$MAX_DEPTH" ]; then
+    stack "$n"
+    if [ "$depth" -gt "$MAX_DEPTH" ]; then
       # flatten: one layer with the whole tree of this checkpoint
-      m=$(cat "$store/next"); write "$store/next" $((m + 1))
+      m=$(get "$store/next"); write "$store/next" $((m + 1))
       tmp=$store/flatten.$$; mkdir -p "$tmp" "$store/l/$m"
-      (cd "$store" && mount -t overlay overlay -o "lowerdir=$(stack "$n")" "$tmp")
+      (cd "$store" && mount -t overlay overlay -o "lowerdir=$lowerdir" "$tmp")
       cp -a "$tmp/." "$store/l/$m/"
       umount "$tmp"; rmdir "$tmp"
       echo base > "$store/l/$m.parent"
@@ -84,7 +90,7 @@ case $action in
   apply)
     [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
     init_store
-    n=$(cat "$store/ids/$id")
+    n=$(get "$store/ids/$id")
     unmount
     rm -rf "$store/upper" && mkdir -p "$store/upper"
     write "$store/head" "$n"
@@ -95,7 +101,7 @@ case $action in
     for f in "$store"/ids/*; do
       [ -e "$f" ] || continue
       case $f in *.tmp) continue ;; esac
-      [ -d "$store/l/$(cat "$f")" ] && basename "$f"
+      [ -d "$store/l/$(get "$f")" ] && echo "${f##*/}"
     done
     ;;
   clear)
