@@ -24,6 +24,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[jupyter,test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
-.venv/bin/python -c 'import kameleon_nb, pexpect, yaml' 
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q -e '.[jupyter,test]' >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: pip install failed" >&2
+  exit 1
+fi
+rm -f "$log"
+.venv/bin/python -c 'import kameleon_nb, pexpect, yaml'
