@@ -21,7 +21,7 @@ from kameleon_nb.core.plan import Action, BuildOptions, BuildPlan, PlannedStep, 
 from kameleon_nb.engine.builddir import CheckpointRecords, write_build_recipe
 from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.checkpoints.recipe_hooks import RecipeHooksBackend
-from kameleon_nb.engine.commands import Choice, CommandRunner, FailureHandler
+from kameleon_nb.engine.commands import Choice, CommandFailedError, CommandRunner, FailureHandler
 from kameleon_nb.engine.contexts import Contexts, ShellFactory
 from kameleon_nb.engine.events import (
     BuildFinished,
@@ -162,8 +162,14 @@ class Builder:
         )
         if options.checkpointing and not self.has_mechanism:
             raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
-        plan = self.plan(options)
-        result = self.run(plan)
+        try:
+            plan = self.plan(options)
+            result = self.run(plan)
+        except BaseException as err:
+            if isinstance(err, CommandFailedError):
+                self._emit(err.failure)
+            self._emit(BuildFinished(self.recipe.path, time.monotonic() - started, success=False))
+            raise
         result.seconds = time.monotonic() - started
         self._emit(BuildFinished(self.recipe.path, result.seconds, success=True))
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import logging
 from collections.abc import Callable, Iterator
@@ -132,8 +133,10 @@ class CommandRunner:
             except KeyboardInterrupt:
                 if not interactive:
                     raise
-                self._emit(Message("Kameleon breakpoint!", Level.ERROR))
-                failure = self._failure(command, "local", 130, "interrupted by the user")
+                failure = dataclasses.replace(
+                    self._failure(command, "local", 130, "interrupted by the user"),
+                    interrupted=True,
+                )
                 choice = self._ask(failure, can_retry=True)
                 if choice is None:
                     raise

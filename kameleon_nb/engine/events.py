@@ -140,6 +140,7 @@ class Failure:
     exit_status: int | None
     tail: str
     slug: str
+    interrupted: bool = False
 
 
 BuildEvent = (

@@ -17,6 +17,9 @@ import os
 import shutil
 import signal
 import subprocess
+import time
+
+from kameleon_nb.errors import ContextError
 
 __all__ = ["BuildNamespace"]
 
@@ -54,7 +57,32 @@ class BuildNamespace:
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
             close_fds=True,
         )
+        self._wait_until_entered()
         log.debug("build mount namespace held by pid %d", self._holder.pid)
+
+    def _wait_until_entered(self, timeout: float = 10.0) -> None:
+        """Wait until the holder is in its new namespace.
+
+        Until ``unshare`` has switched, ``/proc/PID/ns/mnt`` still names the host's
+        namespace, and a context entering it would mount things on the host.
+        """
+        assert self._holder is not None
+        ours = os.readlink("/proc/self/ns/mnt")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._holder.poll() is not None:
+                break
+            try:
+                if os.readlink(f"/proc/{self._holder.pid}/ns/mnt") != ours:
+                    return
+            except OSError:
+                break
+            time.sleep(0.001)
+        self.close()
+        raise ContextError(
+            "Cannot create the build's private mount namespace (unshare --mount did not "
+            "start); run as root with util-linux installed"
+        )
 
     @property
     def active(self) -> bool:

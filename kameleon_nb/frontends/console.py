@@ -132,7 +132,9 @@ def ask_on_terminal(failure: Failure, can_retry: bool) -> Choice:
     """Upstream's breakpoint menu, on the terminal."""
     entries = [e for e in _MENU if can_retry or e[0] != "r"]
     keys = "/".join(e[0] for e in entries)
-    if failure.exit_status is not None:
+    if failure.interrupted:
+        print("Kameleon breakpoint!")
+    elif failure.exit_status is not None:
         print(f"Error occured when executing the following command:\n\n> {failure.command}")
         if failure.tail:
             print(failure.tail.rstrip("\n"))

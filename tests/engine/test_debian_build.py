@@ -1,0 +1,192 @@
+"""examples/debian end to end (root, debootstrap from the apt mirror, about a minute).
+
+The only network access is a TCP probe of the mirror apt is configured with (the same
+one the debootstrap step uses), then debootstrap itself.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debian"
+
+SLUGS = [
+    "bootstrap/debootstrap/run_debootstrap",
+    "bootstrap/debootstrap/configure_base",
+    "setup/configure_system/set_hostname",
+    "setup/configure_system/locales",
+    "setup/create_user/add_user",
+    "setup/clean_apt/clean",
+    "export/export_tar/pack",
+]
+
+
+def apt_mirror() -> str | None:
+    """The first non-security deb URI apt uses (as the debootstrap step picks it)."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for line in Path(path).read_text().splitlines():
+            match = re.match(r"URIs:\s*(\S+)", line)
+            if match and "security" not in match.group(1):
+                return match.group(1)
+    if os.path.exists("/etc/apt/sources.list"):
+        for line in Path("/etc/apt/sources.list").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[0] == "deb" and "security" not in fields[1]:
+                return fields[1] if not fields[1].startswith("[") else fields[2]
+    return None
+
+
+def mirror_reachable() -> bool:
+    uri = apt_mirror()
+    if uri is None:
+        return False
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=10):
+            return True
+    except OSError:
+        return False
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    if shutil.which("debootstrap") is None and not os.path.exists("/usr/sbin/debootstrap"):
+        return "needs debootstrap"
+    if shutil.which("zstd") is None:
+        return "needs zstd"
+    if not mirror_reachable():
+        return f"the apt mirror ({apt_mirror()}) is unreachable"
+    return None
+
+
+pytestmark = [pytest.mark.shell, pytest.mark.root, pytest.mark.slow]
+
+
+def cli(*args: str, timeout: float) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "kameleon_nb", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.returncode, done.stdout
+
+
+def decisions(output: str) -> dict[str, str]:
+    lines = output.splitlines()
+    return {
+        m.group(1): lines[i + 1]
+        for i, line in enumerate(lines)
+        if (m := re.fullmatch(r"Step \d+: (\S+)", line))
+    }
+
+
+def extract(archive: Path, member: str, into: Path) -> str:
+    """The text of ``member`` of a .tar.zst, following symlinks inside the archive."""
+    into.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        subprocess.run(
+            ["tar", "-I", "zstd", "-C", str(into), "-xf", str(archive), member], check=True
+        )
+        path = into / member
+        if not path.is_symlink():
+            return path.read_text()
+        target = os.readlink(path)
+        member = "./" + os.path.normpath(
+            target.lstrip("/")
+            if target.startswith("/")
+            else os.path.join(os.path.dirname(member), target)
+        )
+    raise AssertionError(f"symlink loop at {member}")
+
+
+def leftovers(root: Path) -> list[str]:
+    found = [
+        f"mount: {line}"
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if str(root) in line
+    ]
+    losetup = subprocess.run(
+        ["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found += [f"loop: {line}" for line in losetup.stdout.splitlines() if str(root) in line]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for link in ("cwd", "root"):
+            try:
+                target = os.readlink(f"/proc/{entry}/{link}")
+            except OSError:
+                continue
+            if target == str(root) or target.startswith(str(root) + "/"):
+                found.append(f"process {entry} {link}={target}")
+    return found
+
+
+@pytest.mark.timeout(900)
+def test_debian_build_then_no_change_rebuild(tmp_path, monkeypatch):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    target = tmp_path / "debian"
+    shutil.copytree(EXAMPLE, target)
+    monkeypatch.chdir(target)
+
+    started = time.monotonic()
+    code, out = cli("build", "--script", "-c", "debian.yaml", timeout=800)
+    first = time.monotonic() - started
+    print(f"\ndebian build with checkpoints: {first:.1f} s")
+    assert code == 0, out
+    assert "Successfully built 'debian.yaml'" in out
+    assert all(d == "--> Running the step..." for d in decisions(out).values())
+    assert list(decisions(out)) == SLUGS
+    assert "[in] uid=1000(debian) gid=1000(debian) groups=1000(debian)" in out
+
+    archive = target / "build" / "debian" / "debian.tar.zst"
+    assert archive.is_file()
+    files = tmp_path / "export"
+    os_release = extract(archive, "./etc/os-release", files)
+    assert 'VERSION_ID="12"' in os_release, os_release
+    assert "VERSION_CODENAME=bookworm" in os_release, os_release
+    assert extract(archive, "./etc/hostname", files) == "kameleon-debian\n"
+    passwd = extract(archive, "./etc/passwd", files)
+    assert re.search(r"^debian:x:1000:1000::/home/debian:/bin/bash$", passwd, re.MULTILINE)
+    assert extract(archive, "./etc/default/locale", files) == "LANG=C.UTF-8\n"
+    assert leftovers(tmp_path) == []
+
+    # nothing changed: restore the last checkpoint, run no step
+    started = time.monotonic()
+    code, out = cli("build", "--script", "-c", "debian.yaml", timeout=120)
+    second = time.monotonic() - started
+    print(f"debian no-change rebuild: {second:.1f} s")
+    assert code == 0, out
+    assert "Restoring last build from step: export/export_tar/pack\n" in out
+    steps = decisions(out)
+    assert list(steps) == SLUGS
+    assert all(d == "--> Checkpoint ahead, do nothing" for d in steps.values()), steps
+    assert "--> Running the step..." not in out
+    assert "--> Creating checkpoint" not in out
+    assert "Successfully built 'debian.yaml'" in out
+    assert second < 15
+    assert leftovers(tmp_path) == []
