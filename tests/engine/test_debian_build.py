@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .buildcheck import decisions, extract, leftovers
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debian"
 
 SLUGS = [
@@ -88,60 +90,6 @@ def cli(*args: str, timeout: float) -> tuple[int, str]:
         check=False,
     )
     return done.returncode, done.stdout
-
-
-def decisions(output: str) -> dict[str, str]:
-    lines = output.splitlines()
-    return {
-        m.group(1): lines[i + 1]
-        for i, line in enumerate(lines)
-        if (m := re.fullmatch(r"Step \d+: (\S+)", line))
-    }
-
-
-def extract(archive: Path, member: str, into: Path) -> str:
-    """The text of ``member`` of a .tar.zst, following symlinks inside the archive."""
-    into.mkdir(parents=True, exist_ok=True)
-    for _ in range(5):
-        subprocess.run(
-            ["tar", "-I", "zstd", "-C", str(into), "-xf", str(archive), member], check=True
-        )
-        path = into / member
-        if not path.is_symlink():
-            return path.read_text()
-        target = os.readlink(path)
-        member = "./" + os.path.normpath(
-            target.lstrip("/")
-            if target.startswith("/")
-            else os.path.join(os.path.dirname(member), target)
-        )
-    raise AssertionError(f"symlink loop at {member}")
-
-
-def leftovers(root: Path) -> list[str]:
-    found = [
-        f"mount: {line}"
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if str(root) in line
-    ]
-    losetup = subprocess.run(
-        ["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found += [f"loop: {line}" for line in losetup.stdout.splitlines() if str(root) in line]
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        for link in ("cwd", "root"):
-            try:
-                target = os.readlink(f"/proc/{entry}/{link}")
-            except OSError:
-                continue
-            if target == str(root) or target.startswith(str(root) + "/"):
-                found.append(f"process {entry} {link}={target}")
-    return found
 
 
 @pytest.mark.timeout(900)
