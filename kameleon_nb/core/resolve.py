@@ -44,7 +44,7 @@ from kameleon_nb.core.stepid import chain_step_ids, unique_slugs
 from kameleon_nb.core.variables import VARIABLE_RE, lookup_in, ruby_str, substitute
 from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
 
-__all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe"]
+__all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
 CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear")
 _REQUIRED_HOOKS = ("create", "apply", "list", "clear")
@@ -125,6 +125,19 @@ def _redump(item: object) -> _Texts:
         return _Texts(hashed, hashed)
     run = psych.dump(_normalize(item, keep_dashes=True))[3:].strip()
     return _Texts(hashed, run)
+
+
+def upstream_text(item: object) -> str:
+    """Upstream's ``string_cmd`` of a command item after the alias pass (before variables).
+
+    List-valued commands are re-dumped from their parsed structure, as upstream does
+    (nested scalars become strings, nested literal blocks lose their final newline).
+
+    >>> upstream_text({"group": [{"exec_local": 12}]})
+    "group:\\n- exec_local: '12'"
+    """
+    value = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
+    return _redump(item).hashed if isinstance(value, list) else _Texts.of(item).hashed
 
 
 # ---------------------------------------------------------------------- raw model

@@ -131,3 +131,49 @@ def test_interactive_menu_continue_and_abort(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 8
+
+
+def test_reload_context_unknown_command_and_breakpoint(tmp_path, monkeypatch, kameleon):
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path,
+        "setup:\n  - s:\n    - m:\n"
+        "      - exec_out: export GONE=1\n"
+        "      - reload_context: out\n"
+        '      - exec_out: echo "GONE=[$GONE]"\n'
+        "      - no_such_command: x\n"
+        "      - reload_context: nowhere\n",
+    )
+    code, out = kameleon("build", "--script", "r.yaml")
+    assert "[out] GONE=[]" in out  # reload_context resets the variables
+    assert out.count("[out] The out_context has been initialized") == 2
+    assert "Unknown command: no_such_command" in out
+    assert code == 2
+    assert 'Invalid context name arguments. Expected: ["in", "out", "local"]' in out
+
+    write(tmp_path, "setup:\n  - s:\n    - m:\n      - breakpoint: stop here\n")
+    code, out = kameleon("build", "--script", "r.yaml")
+    assert "stop here" in out
+    assert code == 8  # --script answers the breakpoint with abort
+    assert "Error: Execution aborted..." in out
+
+
+def test_the_uuid_is_kept_across_builds_and_dry_runs(tmp_path, monkeypatch, kameleon):
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path,
+        "setup:\n  - s:\n    - m:\n"
+        "      - exec_local: echo uuid=$${kameleon_uuid} short=$${kameleon_short_uuid}\n",
+    )
+    _, first = kameleon("build", "-d", "-l", "r.yaml")
+    _, second = kameleon("build", "-d", "-l", "r.yaml")
+    assert first != second  # no build dir yet: a new uuid each time, so a new id
+    code, out = kameleon("build", "--script", "r.yaml")
+    assert code == 0
+    uuid = out.split("uuid=")[1].split()[0]
+    assert uuid.endswith(out.split("short=")[1].split()[0])
+    _, again = kameleon("build", "--script", "r.yaml")
+    assert f"uuid={uuid}" in again
+    _, listing = kameleon("build", "-d", "-l", "r.yaml")
+    _, listing2 = kameleon("build", "-d", "-l", "r.yaml")
+    assert listing == listing2  # the dry run sees the stored uuid
