@@ -128,13 +128,13 @@ def _redump(item: object) -> _Texts:
 
 
 def upstream_text(item: object) -> str:
-    """Upstream's ``string_cmd`` of a command item after the alias pass (before variables).
+    r"""Upstream's ``string_cmd`` of a command item after the alias pass (before variables).
 
     List-valued commands are re-dumped from their parsed structure, as upstream does
     (nested scalars become strings, nested literal blocks lose their final newline).
 
     >>> upstream_text({"group": [{"exec_local": 12}]})
-    "group:\\n- exec_local: '12'"
+    "group:\n- exec_local: '12'"
     """
     value = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
     return _redump(item).hashed if isinstance(value, list) else _Texts.of(item).hashed

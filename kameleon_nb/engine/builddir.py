@@ -53,9 +53,7 @@ def write_build_recipe(recipe: ResolvedRecipe) -> str:
     }
     target = os.path.join(recipe.kameleon_cwd, BUILD_RECIPE)
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    _write_atomically(
-        target, yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True)
-    )
+    _write_atomically(target, yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True))
     return target
 
 

@@ -51,9 +51,17 @@ class BuildNamespace:
         if not self.supported():
             return
         self._holder = subprocess.Popen(
-            [shutil.which("unshare") or "unshare", "--mount", "--propagation", "private",
-             "sleep", "infinity"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                shutil.which("unshare") or "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sleep",
+                "infinity",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
             close_fds=True,
         )

@@ -58,8 +58,11 @@ def test_fixture_recipe_resolves_as_specified(expected_file: Path, tmp_path: Pat
     if "description" in expected:
         assert recipe.description == expected["description"]
     got = [
-        {"slug": m.slug, "on_checkpoint": m.on_checkpoint.value,
-         "commands": [as_json(c) for c in m.commands]}
+        {
+            "slug": m.slug,
+            "on_checkpoint": m.on_checkpoint.value,
+            "commands": [as_json(c) for c in m.commands],
+        }
         for m in recipe.microsteps()
     ]
     want = [

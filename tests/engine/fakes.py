@@ -12,8 +12,12 @@ from kameleon_nb.engine.contexts import CommandResult
 class FakeShell:
     """Records commands; ``behaviour(context, script)`` gives (status, output)."""
 
-    def __init__(self, spec: ContextSpec, log: list[tuple[str, str]],
-                 behaviour: Callable[[str, str], tuple[int, str]]) -> None:
+    def __init__(
+        self,
+        spec: ContextSpec,
+        log: list[tuple[str, str]],
+        behaviour: Callable[[str, str], tuple[int, str]],
+    ) -> None:
         self.spec = spec
         self._log = log
         self._behaviour = behaviour

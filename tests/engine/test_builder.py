@@ -17,8 +17,9 @@ def build(recipe, *, options, backend=None, behaviour=lambda c, s: (0, ""), on_f
     factory, log = fake_shells(behaviour)
     events = []
     kwargs = {} if on_failure is None else {"on_failure": on_failure}
-    with Builder(recipe, on_event=events.append, shells=factory, checkpoints=backend,
-                 **kwargs) as builder:
+    with Builder(
+        recipe, on_event=events.append, shells=factory, checkpoints=backend, **kwargs
+    ) as builder:
         result = builder.build(options)
     return result, events, log
 
@@ -51,8 +52,11 @@ def test_rebuild_restores_the_last_valid_checkpoint(tiny):
     result, _events, _ = build(recipe, options=BuildOptions(checkpointing=True), backend=backend)
     assert backend.restored == [ids[3]]
     assert result.checkpoint_ahead[:4] == [
-        "bootstrap/prepare/make_dirs", "bootstrap/prepare/set_env",
-        "setup/greet/say_hello", "setup/greet/say_bye"]
+        "bootstrap/prepare/make_dirs",
+        "bootstrap/prepare/set_env",
+        "setup/greet/say_hello",
+        "setup/greet/say_bye",
+    ]
     assert "setup/inline_step/use_user" in result.ran
 
 
@@ -90,8 +94,10 @@ def test_failure_in_script_mode_cleans_unfinished_sections_and_reports(tmp_path,
 
     factory, log = fake_shells(behaviour)
     events = []
-    with pytest.raises(ExecError) as err, Builder(recipe, on_event=events.append,
-                                                  shells=factory) as builder:
+    with (
+        pytest.raises(ExecError) as err,
+        Builder(recipe, on_event=events.append, shells=factory) as builder,
+    ):
         builder.build(BuildOptions())
     assert "> exec_local: echo about to fail; false" in str(err.value)
     assert "exit status 1" in str(err.value)
@@ -110,7 +116,8 @@ def test_interactive_continue_and_retry(tmp_path, monkeypatch):
     from kameleon_nb.engine.commands import Choice
 
     (tmp_path / "r.yaml").write_text(
-        "setup:\n  - s:\n    - m:\n      - exec_local: flaky\n      - exec_local: after\n")
+        "setup:\n  - s:\n    - m:\n      - exec_local: flaky\n      - exec_local: after\n"
+    )
     monkeypatch.chdir(tmp_path)
     recipe = open_recipe("r.yaml", cwd=str(tmp_path))
     attempts = []
@@ -122,14 +129,22 @@ def test_interactive_continue_and_retry(tmp_path, monkeypatch):
         return (0, "")
 
     answers = iter([Choice.RETRY, Choice.RETRY])
-    _result, _, log = build(recipe, options=BuildOptions(), behaviour=behaviour,
-                           on_failure=lambda failure, can_retry: next(answers))
+    _result, _, log = build(
+        recipe,
+        options=BuildOptions(),
+        behaviour=behaviour,
+        on_failure=lambda failure, can_retry: next(answers),
+    )
     assert len(attempts) == 3
     assert log[-1] == ("local", "after")
 
     with pytest.raises(AbortError, match="Execution aborted"):
-        build(recipe, options=BuildOptions(), behaviour=lambda c, s: (1, ""),
-              on_failure=lambda failure, can_retry: Choice.ABORT)
+        build(
+            recipe,
+            options=BuildOptions(),
+            behaviour=lambda c, s: (1, ""),
+            on_failure=lambda failure, can_retry: Choice.ABORT,
+        )
 
 
 def test_events_number_every_microstep(tiny):

@@ -36,11 +36,17 @@ def _needs(*tools: str) -> list[pytest.MarkDecorator]:
 
 MECHANISMS = [
     pytest.param("rsync", marks=_needs("rsync")),
-    pytest.param("overlay", marks=[pytest.mark.root,
-                                   pytest.mark.skipif(not IS_ROOT, reason="needs root")]),
-    pytest.param("btrfs", marks=[pytest.mark.root,
-                                 pytest.mark.skipif(not IS_ROOT, reason="needs root"),
-                                 *_needs("mkfs.btrfs", "btrfs")]),
+    pytest.param(
+        "overlay", marks=[pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root")]
+    ),
+    pytest.param(
+        "btrfs",
+        marks=[
+            pytest.mark.root,
+            pytest.mark.skipif(not IS_ROOT, reason="needs root"),
+            *_needs("mkfs.btrfs", "btrfs"),
+        ],
+    ),
 ]
 
 FINGERPRINT = (
@@ -182,10 +188,13 @@ def shlex_quote(text: str) -> str:
     return shlex.quote(text)
 
 
-@pytest.mark.parametrize("mechanism", [
-    "overlay",
-    pytest.param("btrfs", marks=_needs("mkfs.btrfs", "btrfs")),
-])
+@pytest.mark.parametrize(
+    "mechanism",
+    [
+        "overlay",
+        pytest.param("btrfs", marks=_needs("mkfs.btrfs", "btrfs")),
+    ],
+)
 def test_overlay_stays_within_the_build_namespace(tmp_path, mechanism):
     if not IS_ROOT:
         pytest.skip("needs root")
@@ -193,11 +202,15 @@ def test_overlay_stays_within_the_build_namespace(tmp_path, mechanism):
     try:
         h.ids()
         assert mechanism in h.sh(f"findmnt -n -o FSTYPE {h.rootfs}")
-        host = subprocess.run(["findmnt", "-n", str(h.rootfs)], capture_output=True, text=True, check=False)
+        host = subprocess.run(
+            ["findmnt", "-n", str(h.rootfs)], capture_output=True, text=True, check=False
+        )
         assert host.stdout == ""  # invisible to the host
     finally:
         h.close()
-    assert not any(str(tmp_path) in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    assert not any(
+        str(tmp_path) in line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    )
     if mechanism == "btrfs":  # the loop device (mount -o loop: auto clear) went with the namespace
         image = Path(h.recipe.kameleon_cwd) / "checkpoints" / "btrfs" / "image"
         assert image.exists()
@@ -208,8 +221,9 @@ def test_overlay_stays_within_the_build_namespace(tmp_path, mechanism):
 
 
 def _loop_devices_of(image: Path) -> str:
-    return subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["losetup", "-j", str(image)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.mark.root
@@ -221,12 +235,16 @@ def test_btrfs_on_a_btrfs_build_directory_needs_no_image(tmp_path):
     try:
         # a btrfs build directory: <build>/checkpoints on btrfs, in the build's namespace
         parent = Path(h.recipe.kameleon_cwd) / "checkpoints"
-        h.sh(f"truncate -s 1G {tmp_path}/host.img && mkfs.btrfs -q -K {tmp_path}/host.img >/dev/null"
-             f" && mkdir -p {parent} && mount -o loop {tmp_path}/host.img {parent}")
+        h.sh(
+            f"truncate -s 1G {tmp_path}/host.img && mkfs.btrfs -q -K {tmp_path}/host.img >/dev/null"
+            f" && mkdir -p {parent} && mount -o loop {tmp_path}/host.img {parent}"
+        )
         h.ids()
         h.sh(f"mkdir -p {h.rootfs}")
         # (these paths are checked inside the build's namespace, where the mount is)
-        h.sh(f"test ! -e {parent}/btrfs/image && test \"$(stat -f -c %T {parent}/btrfs/mnt)\" = btrfs")
+        h.sh(
+            f'test ! -e {parent}/btrfs/image && test "$(stat -f -c %T {parent}/btrfs/mnt)" = btrfs'
+        )
         populate(h)
         first = h.fingerprint()
         h.builder.checkpoints.create(StepId("eeeeeeeeeee1"))

@@ -52,13 +52,17 @@ class ImageHarness:
 
     def make_image(self) -> None:
         """An 8 MiB qcow2 holding an ext4 filesystem made from a small tree."""
-        self.sh(self._filesystem("tree1", "hello") +
-                f" && qemu-img convert -f raw -O qcow2 {self.cwd}/tree1.raw {self.image}")
+        self.sh(
+            self._filesystem("tree1", "hello")
+            + f" && qemu-img convert -f raw -O qcow2 {self.cwd}/tree1.raw {self.image}"
+        )
 
     def new_filesystem(self, name: str, text: str) -> None:
         """Write a new ext4 filesystem (other files) over the image's content."""
-        self.sh(self._filesystem(name, text) +
-                f" && qemu-img convert -n -f raw -O qcow2 {self.cwd}/{name}.raw {self.image}")
+        self.sh(
+            self._filesystem(name, text)
+            + f" && qemu-img convert -n -f raw -O qcow2 {self.cwd}/{name}.raw {self.image}"
+        )
 
     def _filesystem(self, name: str, text: str) -> str:
         tree = self.cwd / name
@@ -70,14 +74,16 @@ class ImageHarness:
 
     def write(self, pattern: int, offset: str, length: str) -> None:
         """Overwrite raw blocks of the image (with the byte ``pattern``)."""
-        self.sh(f"qemu-io -f qcow2 -c 'write -P {pattern:#x} {offset} {length}' {self.image}"
-                " >/dev/null")
+        self.sh(
+            f"qemu-io -f qcow2 -c 'write -P {pattern:#x} {offset} {length}' {self.image} >/dev/null"
+        )
 
     def fingerprint(self) -> str:
         raw = self.cwd / "fingerprint.raw"
         return self.sh(
             f"qemu-img convert -f qcow2 -O raw {self.image} {raw} && sha256sum < {raw}"
-            f" && rm -f {raw}")
+            f" && rm -f {raw}"
+        )
 
     def snapshot_rows(self) -> list[str]:
         text = self.sh(f"qemu-img snapshot -l {self.image}")
@@ -90,7 +96,8 @@ class ImageHarness:
         """``qemu-img check``'s status: 0 clean, 3 leaked clusters only, 2 corrupt."""
         out: list[str] = []
         result = self.builder.contexts.run(
-            ContextName.LOCAL, f"qemu-img check -q {self.image}", on_output=out.append)
+            ContextName.LOCAL, f"qemu-img check -q {self.image}", on_output=out.append
+        )
         return result.exit_status
 
     def close(self) -> None:
@@ -162,14 +169,20 @@ def test_create_again_after_apply_and_clear(image):
 
 def test_names_are_parsed_whatever_their_length_or_spaces(image):
     h = image
-    h.sh(f"qemu-img snapshot -c 'a name with spaces longer than the column' {h.image}"
-         f" && qemu-img snapshot -c 1 {h.image}")  # "1": a name that is also an ID
+    h.sh(
+        f"qemu-img snapshot -c 'a name with spaces longer than the column' {h.image}"
+        f" && qemu-img snapshot -c 1 {h.image}"
+    )  # "1": a name that is also an ID
     h.builder.checkpoints.create(StepId("fffffffffff1"))
     h.write(0x55, "0", "64k")
     after = h.fingerprint()
     h.builder.checkpoints.create(StepId("fffffffffff2"))
-    assert h.ids() == {"a name with spaces longer than the column", "1",
-                       "fffffffffff1", "fffffffffff2"}
+    assert h.ids() == {
+        "a name with spaces longer than the column",
+        "1",
+        "fffffffffff1",
+        "fffffffffff2",
+    }
     h.builder.checkpoints.restore(StepId("fffffffffff2"))
     assert h.fingerprint() == after
     h.builder.checkpoints.clear()
@@ -181,7 +194,10 @@ def test_locked_image_is_not_enabled(image):
     h = image
     holder = subprocess.Popen(
         ["qemu-io", "-f", "qcow2", str(h.image)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 5
         while h.builder.checkpoints.enabled() and time.monotonic() < deadline:
@@ -200,8 +216,20 @@ def test_killed_create_is_never_listed_half_written(image):
     expected = {}
     create = h.recipe.checkpoint["create"][0].value
     assert isinstance(create, str)
-    delays = ["0.001", "0.003", "0.005", "0.007", "0.009", "0.011", "0.013", "0.015",
-              "0.02", "0.03", "0.05", "2"]
+    delays = [
+        "0.001",
+        "0.003",
+        "0.005",
+        "0.007",
+        "0.009",
+        "0.011",
+        "0.013",
+        "0.015",
+        "0.02",
+        "0.03",
+        "0.05",
+        "2",
+    ]
     for attempt, delay in enumerate(delays):
         step_id = f"ddddddddd{attempt:03d}"
         h.write(attempt + 1, f"{attempt * 64}k", "64k")
@@ -209,8 +237,10 @@ def test_killed_create_is_never_listed_half_written(image):
         script = create.replace("@microstep_id", step_id)
         h.sh(f"timeout -s KILL {delay} bash -c {shlex.quote(script)} || true")
         # timeout returns when bash dies; a killed qemu-img may take a moment to exit
-        h.sh(f"for i in $(seq 200); do qemu-img info {h.image} >/dev/null 2>&1 && break;"
-             " sleep 0.01; done")
+        h.sh(
+            f"for i in $(seq 200); do qemu-img info {h.image} >/dev/null 2>&1 && break;"
+            " sleep 0.01; done"
+        )
         listed = h.ids()
         if step_id in listed:
             expected[step_id] = fingerprint
@@ -235,10 +265,12 @@ def test_an_interrupted_change_is_repaired_by_the_next_one(image):
     # what a kill inside `qemu-img snapshot -c` leaves: raised refcounts (an L1 copy,
     # shared clusters) but no committed snapshot. Make one, then drop it from the
     # header's nb_snapshots (big-endian u32 at offset 60): 2 -> 1.
-    h.sh(f"touch {h.image}.checkpoint-pending && qemu-img snapshot -c uncommitted {h.image}"
-         f" && printf '\\000\\000\\000\\001' | dd of={h.image} bs=1 seek=60 conv=notrunc"
-         " status=none"
-         f" && qemu-io -f qcow2 -c 'write -P 0x55 4M 64k' {h.image} >/dev/null")
+    h.sh(
+        f"touch {h.image}.checkpoint-pending && qemu-img snapshot -c uncommitted {h.image}"
+        f" && printf '\\000\\000\\000\\001' | dd of={h.image} bs=1 seek=60 conv=notrunc"
+        " status=none"
+        f" && qemu-io -f qcow2 -c 'write -P 0x55 4M 64k' {h.image} >/dev/null"
+    )
     assert h.ids() == {"ggggggggggg1"}  # the uncommitted snapshot is not listed
     assert h.check() == 3  # leaked clusters
     changed = h.fingerprint()
@@ -273,8 +305,9 @@ def test_a_rebuild_restores_the_image_from_a_checkpoint(tmp_path):
         with Builder(recipe(pattern), on_event=events.append) as builder:
             result = builder.build(BuildOptions(checkpointing=True))
             image = Path(builder.recipe.kameleon_cwd) / "disk.qcow2"
-            subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(tmp_path / "raw")],
-                           check=True)
+            subprocess.run(
+                ["qemu-img", "convert", "-O", "raw", str(image), str(tmp_path / "raw")], check=True
+            )
             raw = (tmp_path / "raw").read_bytes()
         made = [e.slug for e in events if isinstance(e, CheckpointCreated)]
         return result.ran, made, raw[:65536].hex()[:4] + raw[65536:65538].hex()

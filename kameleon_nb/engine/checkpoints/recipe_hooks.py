@@ -40,8 +40,10 @@ class RecipeHooksBackend:
         self, hook: str, step_id: str = "", *, interactive: bool = True, shown: bool = True
     ) -> str:
         output: list[str] = []
-        with self._runner.capturing(None if shown else output.append), \
-                self._runner.checkpoint_hook():
+        with (
+            self._runner.capturing(None if shown else output.append),
+            self._runner.checkpoint_hook(),
+        ):
             for command in self._hooks.get(hook, ()):
                 self._runner.execute(with_step_id(command, step_id), interactive=interactive)
         return "".join(output)
