@@ -75,11 +75,6 @@ class PlannedStep:
     checkpoint_reason: str | None
     checkpointing: bool
 
-    @property
-    def creates_checkpoint(self) -> bool:
-        """Whether a checkpoint is planned after this microstep."""
-        return self.checkpointing and self.action is Action.RUN and self.checkpoint_reason is None
-
 
 @dataclass(frozen=True, slots=True)
 class BuildPlan:

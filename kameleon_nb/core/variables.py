@@ -18,7 +18,6 @@ from kameleon_nb.errors import RecipeError
 __all__ = [
     "VARIABLE_RE",
     "VariableCycleError",
-    "first_reference",
     "overload",
     "references",
     "ruby_inspect",
@@ -143,11 +142,6 @@ def references(text: str) -> list[str]:
     ['a', 'b-c', 'd']
     """
     return [m.group(1) or m.group(2) for m in VARIABLE_RE.finditer(text)]
-
-
-def first_reference(text: str) -> re.Match[str] | None:
-    """The first ``$$`` reference in ``text``, if any."""
-    return VARIABLE_RE.search(text)
 
 
 def substitute(

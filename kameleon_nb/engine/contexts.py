@@ -170,12 +170,6 @@ class Contexts:
             else:
                 self._pending[name] = dumps.get(name, "")
 
-    def interrupt(self) -> None:
-        """Interrupt whatever command is running in any context."""
-        for shell in self._shells.values():
-            if shell.alive:
-                shell.interrupt()
-
     def set_launcher(self, launcher: tuple[str, ...]) -> None:
         """Start context processes through ``launcher`` from now on (see namespace)."""
         self._specs = {n: dataclasses.replace(s, launcher=launcher) for n, s in self._specs.items()}
