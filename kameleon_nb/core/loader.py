@@ -119,6 +119,11 @@ class LoadedRecipe:
         aliases_origin: the recipe file whose ``aliases`` is in force.
         sections: each section's macrostep entries, ``@base`` expanded.
         include_files: files merged through ``global.include``.
+        edits: microsteps defined outside the files (notebook cells), by
+            ``(section, macrostep)`` then microstep name: each body (commands, maybe
+            an ``on_checkpoint`` item) replaces the microstep of that name, or is
+            added at the end of the macrostep, which is created if the section has
+            none of that name. The files themselves are never changed.
     """
 
     path: str
@@ -132,6 +137,18 @@ class LoadedRecipe:
     aliases_origin: str = ""
     sections: dict[str, list[SectionItem]] = field(default_factory=dict)
     include_files: list[str] = field(default_factory=list)
+    edits: dict[tuple[str, str], dict[str, list[object]]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, path: str, name: str) -> LoadedRecipe:
+        """A recipe with no file behind it yet (a notebook started from scratch)."""
+        return cls(path=path, abspath=path, name=name, chain=[path], global_vars={})
+
+    def set_microstep(self, section: str, macrostep: str, name: str, body: list[object]) -> None:
+        """Define (or redefine) one microstep, as a ``%%microstep`` cell does."""
+        if section not in SECTIONS:
+            raise RecipeError(f"Unknown section '{section}': choose one of {', '.join(SECTIONS)}")
+        self.edits.setdefault((section, macrostep), {})[name] = list(body)
 
 
 def _as_mapping(data: object, path: str) -> dict[str, object]:

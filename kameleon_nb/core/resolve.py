@@ -700,6 +700,7 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
             _load_macrostep(resolver, section, entry, include_steps)
             for entry in loaded.sections.get(section, [])
         ]
+        _apply_edits(sections[section], section, loaded)
 
     built = _build_sections(resolver, sections)
     resolved_sections = _number_and_hash(built)
@@ -818,6 +819,24 @@ def _load_macrostep(
             chosen.append(by_name[wanted])
         microsteps = chosen
     return _RawMacrostep(name, path, microsteps, variables, overrides)
+
+
+def _apply_edits(macrosteps: list[_RawMacrostep], section: str, loaded: LoadedRecipe) -> None:
+    """Put the microsteps defined outside the files (notebook cells) in place."""
+    for (edit_section, macrostep_name), bodies in loaded.edits.items():
+        if edit_section != section:
+            continue
+        target = next((m for m in macrosteps if m.name == macrostep_name), None)
+        if target is None:
+            target = _RawMacrostep(macrostep_name, loaded.abspath, [], [], [])
+            macrosteps.append(target)
+        for name, body in bodies.items():
+            microstep = _parse_microstep(name, body, loaded.abspath)
+            index = next((i for i, m in enumerate(target.microsteps) if m.name == name), None)
+            if index is None:
+                target.microsteps.append(microstep)
+            else:
+                target.microsteps[index] = microstep
 
 
 def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str], str | None]:
