@@ -89,6 +89,7 @@ class Contexts:
         self._emit = on_event
         self._shells: dict[ContextName, Shell] = {}
         self._pending: dict[ContextName, str] = {}
+        self._restarting: set[ContextName] = set()
 
     def spec(self, name: ContextName) -> ContextSpec:
         """The settings of one context."""
@@ -113,7 +114,8 @@ class Contexts:
                 if suffix in str(err):
                     raise
                 raise ContextError(f"{str(err).rstrip('.')}. {suffix}") from err
-            self._emit(ContextStarted(name.value))
+            self._emit(ContextStarted(name.value, restarted=name in self._restarting))
+            self._restarting.discard(name)
             if name in self._pending:
                 shell.restore_variables(self._pending.pop(name))
         return shell
@@ -150,6 +152,7 @@ class Contexts:
             return
         if shell.alive:
             self._pending[name] = shell.variables()
+            self._restarting.add(name)
         shell.close()
 
     def variables(self) -> dict[ContextName, str]:

@@ -55,9 +55,14 @@ class BuildStarted:
 
 @dataclass(frozen=True, slots=True)
 class ContextStarted:
-    """A context shell was started (``The <ctx>_context has been initialized``)."""
+    """A context shell was started (``The <ctx>_context has been initialized``).
+
+    ``restarted`` marks a restart a checkpoint mechanism asked for (the context comes
+    back with its variables); the console shows those only with ``--verbose``.
+    """
 
     context: str
+    restarted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

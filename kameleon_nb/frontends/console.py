@@ -93,9 +93,10 @@ class ConsoleSink:
             if not event.clean:
                 self._write(f"Starting build recipe '{event.recipe_path}'")
         elif isinstance(event, ContextStarted):
-            self._write(
-                f"[{event.context}] The {event.context}_context has been initialized", "green"
-            )
+            if not event.restarted or self._verbose:
+                self._write(
+                    f"[{event.context}] The {event.context}_context has been initialized", "green"
+                )
         elif isinstance(event, CheckpointRestored):
             self._write(f"Restoring last build from step: {event.slug}")
         elif isinstance(event, MicrostepStarted):
