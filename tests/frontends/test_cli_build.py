@@ -177,3 +177,21 @@ def test_the_uuid_is_kept_across_builds_and_dry_runs(tmp_path, monkeypatch, kame
     _, listing = kameleon("build", "-d", "-l", "r.yaml")
     _, listing2 = kameleon("build", "-d", "-l", "r.yaml")
     assert listing == listing2  # the dry run sees the stored uuid
+
+
+def test_interactive_menu_opens_a_shell_in_a_context(tmp_path):
+    write(tmp_path, "setup:\n  - s:\n    - one:\n      - exec_local: 'false'\n")
+    child = _spawn(tmp_path)
+    child.expect_exact("answer ? [r/c/a/l/o/i]: ")
+    child.sendline("o")
+    child.expect_exact("User choice: [o] launch out_context")
+    child.expect_exact("Starting interactive shell")
+    child.sendline("echo inside-$((6 * 7)); exit")
+    child.expect_exact("inside-42")
+    child.expect_exact("Getting back to Kameleon...")
+    child.expect_exact("answer ? [r/c/a/l/o/i]: ")
+    child.sendline("c")
+    child.expect_exact("Successfully built 'r.yaml'")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
