@@ -23,7 +23,9 @@ __all__ = [
     "LoadedRecipe",
     "SectionItem",
     "StepsDirs",
+    "description_of",
     "load_recipe",
+    "read_text",
     "read_yaml",
 ]
 
@@ -46,8 +48,8 @@ def parse_yaml(text: str, *, source: str) -> object:
         raise YamlError(f"{source}: {err}") from err
 
 
-def read_yaml(path: str) -> object:
-    """Read and parse one YAML file of a recipe.
+def read_text(path: str) -> str:
+    """Read one file of a recipe as UTF-8 text.
 
     Raises:
         MissingFileError: the file does not exist.
@@ -68,15 +70,20 @@ def read_yaml(path: str) -> object:
         ) from err
     if "\x00" in text:
         raise YamlError(f"{path}: not a text file (NUL byte); a recipe must be UTF-8 YAML")
-    return parse_yaml(text, source=path)
+    return text
 
 
-def read_description(path: str) -> str:
-    """The ``# DESCRIPTION:`` text of a recipe file, or ``""``."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
+def read_yaml(path: str) -> object:
+    """Read and parse one YAML file of a recipe (errors as :func:`read_text`'s)."""
+    return parse_yaml(read_text(path), source=path)
+
+
+def description_of(text: str) -> str:
+    r"""The ``# DESCRIPTION:`` text of a recipe, or ``""``.
+
+    >>> description_of("# DESCRIPTION: a  small\n# recipe\n#\n---\n")
+    'a small recipe'
+    """
     start = text.find("# DESCRIPTION: ")
     if start < 0:
         return ""
@@ -119,6 +126,7 @@ class LoadedRecipe:
         aliases_origin: the recipe file whose ``aliases`` is in force.
         sections: each section's macrostep entries, ``@base`` expanded.
         include_files: files merged through ``global.include``.
+        description: the recipe file's ``# DESCRIPTION:`` text.
         edits: microsteps defined outside the files (notebook cells), by
             ``(section, macrostep)`` then microstep name: each body (commands, maybe
             an ``on_checkpoint`` item) replaces the microstep of that name, or is
@@ -137,6 +145,7 @@ class LoadedRecipe:
     aliases_origin: str = ""
     sections: dict[str, list[SectionItem]] = field(default_factory=dict)
     include_files: list[str] = field(default_factory=list)
+    description: str = ""
     edits: dict[tuple[str, str], dict[str, list[object]]] = field(default_factory=dict)
 
     @classmethod
@@ -281,7 +290,8 @@ def load_recipe(
         abspath += ".yaml"
     name = os.path.basename(abspath)
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name
-    data = _as_mapping(read_yaml(abspath), abspath)
+    text = read_text(abspath)
+    data = _as_mapping(parse_yaml(text, source=abspath), abspath)
     cli = dict(cli_globals or {})
 
     own_globals = _global_of(data, abspath)
@@ -296,6 +306,7 @@ def load_recipe(
         env=data.get("env"),
         aliases_origin=abspath,
         sections={s: _section_items(data, s, abspath) for s in SECTIONS if s in data},
+        description=description_of(text),
     )
     current, current_data = abspath, data
     while "extend" in current_data:

@@ -26,7 +26,6 @@ from kameleon_nb.core.loader import (
     SectionItem,
     StepsDirs,
     parse_yaml,
-    read_description,
     read_yaml,
 )
 from kameleon_nb.core.model import (
@@ -41,7 +40,7 @@ from kameleon_nb.core.model import (
     StepId,
 )
 from kameleon_nb.core.stepid import chain_step_ids, unique_slugs
-from kameleon_nb.core.variables import VARIABLE_RE, lookup_in, ruby_str, substitute
+from kameleon_nb.core.variables import VARIABLE_RE, lookup_in, overload, ruby_str, substitute
 from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
@@ -119,7 +118,14 @@ def _normalize(item: object, *, keep_dashes: bool) -> object:
     return parsed
 
 
-def _redump(item: object) -> _Texts:
+def _command_texts(item: object, *, redumped: bool) -> _Texts:
+    """The texts of a command before variables: its dump, or its re-dump.
+
+    Upstream re-dumps alias expansions and list-valued commands from their parsed
+    structure; other commands keep their first dump.
+    """
+    if not redumped:
+        return _Texts.of(item)
     hashed = psych.dump(_normalize(item, keep_dashes=False)).replace("---", "").strip()
     if "---" not in psych.dump(item)[3:]:
         return _Texts(hashed, hashed)
@@ -137,7 +143,7 @@ def upstream_text(item: object) -> str:
     "group:\n- exec_local: '12'"
     """
     value = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
-    return _redump(item).hashed if isinstance(value, list) else _Texts.of(item).hashed
+    return _command_texts(item, redumped=isinstance(value, list)).hashed
 
 
 # ---------------------------------------------------------------------- raw model
@@ -216,8 +222,6 @@ def builtin_globals(name: str, recipe_dir: str, kameleon_cwd: str) -> dict[str, 
 
 
 def _merge_cli(values: dict[str, object], cli: Mapping[str, str]) -> dict[str, object]:
-    from kameleon_nb.core.variables import overload  # noqa: PLC0415 - small, local
-
     merged = dict(values)
     for key, value in cli.items():
         merged[key] = overload(value, key, merged[key]) if key in merged else value
@@ -486,11 +490,7 @@ class _Resolver:
     def resolve_command(
         self, raw: _RawCommand, source: str, microstep: str, lookup: Callable[[str], str | None]
     ) -> Command:
-        texts = (
-            _redump(raw.item)
-            if raw.redumped or isinstance(raw.value, list)
-            else _Texts.of(raw.item)
-        )
+        texts = _command_texts(raw.item, redumped=raw.redumped)
         strict = _strict(lookup, source)
 
         def resolve(text: str) -> str:
@@ -708,7 +708,7 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
         name=loaded.name,
         path=loaded.path,
         abspath=loaded.abspath,
-        description=read_description(loaded.abspath),
+        description=loaded.description,
         sections=resolved_sections,
         global_vars=globals_,
         contexts=contexts,

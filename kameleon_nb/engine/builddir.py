@@ -12,12 +12,31 @@ import yaml
 
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import ResolvedRecipe, StepId
-from kameleon_nb.engine.recipes import BUILD_RECIPE
 
-__all__ = ["CheckpointRecords", "write_build_recipe"]
+__all__ = ["BUILD_RECIPE", "CheckpointRecords", "stored_uuid", "write_build_recipe"]
+
+#: The file every build leaves in its build dir (uuid, resolved steps and ids).
+BUILD_RECIPE = ".build_recipe"
 
 #: kameleon_nb's own files inside a build directory.
 STATE_DIR = ".kameleon_nb"
+
+
+def stored_uuid(kameleon_cwd: str) -> tuple[str, str] | None:
+    """The ``(kameleon_uuid, kameleon_short_uuid)`` of a previous build, if any."""
+    path = os.path.join(kameleon_cwd, BUILD_RECIPE)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError):
+        return None
+    globals_ = data.get("global") if isinstance(data, dict) else None
+    if not isinstance(globals_, dict):
+        return None
+    full, short = globals_.get("kameleon_uuid"), globals_.get("kameleon_short_uuid")
+    if isinstance(full, str) and isinstance(short, str):
+        return full, short
+    return None
 
 
 def _plain(value: object) -> object:

@@ -35,6 +35,12 @@ class Choice(enum.Enum):
     SHELL_IN = "i"
 
 
+_SHELL_CHOICES = {
+    Choice.SHELL_LOCAL: ContextName.LOCAL,
+    Choice.SHELL_OUT: ContextName.OUT,
+    Choice.SHELL_IN: ContextName.IN,
+}
+
 #: Called on a failure (or a ``breakpoint``, where retry is not offered: the bool
 #: says whether it is); returns the user's choice, or None to fail without asking
 #: (``--script``, notebooks).
@@ -161,11 +167,9 @@ class CommandRunner:
             choice = self._on_failure(failure, can_retry)
             if choice is None:
                 return None
-            if choice in (Choice.SHELL_LOCAL, Choice.SHELL_OUT, Choice.SHELL_IN):
+            if choice in _SHELL_CHOICES:
                 if self._open_shell is not None:
-                    self._open_shell(
-                        _CONTEXT_NAMES[{"l": "local", "o": "out", "i": "in"}[choice.value]]
-                    )
+                    self._open_shell(_SHELL_CHOICES[choice])
                 continue
             if choice is Choice.RETRY and not can_retry:
                 continue

@@ -11,39 +11,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from kameleon_nb.core.loader import load_recipe
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
+from kameleon_nb.engine.builddir import stored_uuid
 
-__all__ = ["BUILD_RECIPE", "BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "open_recipe", "stored_uuid"]
+__all__ = ["BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "open_recipe"]
 
 #: kameleon_nb's own steps directory (mechanisms, backends, aliases), searched last.
 BUILTIN_STEPS_DIR = str(Path(__file__).resolve().parent.parent / "data" / "steps")
 
 #: kameleon_nb's own recipes (``extend: backends/chroot``), tried after the recipe's dir.
 BUILTIN_RECIPES_DIR = str(Path(__file__).resolve().parent.parent / "data" / "recipes")
-
-#: The file a build leaves in its build dir (uuid, resolved steps).
-BUILD_RECIPE = ".build_recipe"
-
-
-def stored_uuid(kameleon_cwd: str) -> tuple[str, str] | None:
-    """The ``(kameleon_uuid, kameleon_short_uuid)`` of a previous build, if any."""
-    path = os.path.join(kameleon_cwd, BUILD_RECIPE)
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = yaml.safe_load(stream)
-    except (OSError, yaml.YAMLError):
-        return None
-    globals_ = data.get("global") if isinstance(data, dict) else None
-    if not isinstance(globals_, dict):
-        return None
-    full, short = globals_.get("kameleon_uuid"), globals_.get("kameleon_short_uuid")
-    if isinstance(full, str) and isinstance(short, str):
-        return full, short
-    return None
 
 
 def open_recipe(

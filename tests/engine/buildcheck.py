@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -135,3 +136,18 @@ def assert_nothing_left(root: Path, pids: dict[int, str] | None = None, timeout:
             break
         time.sleep(0.1)
     assert remaining == [], "\n".join(remaining)
+
+
+def cli(*args: str, timeout: float = 60, env: dict | None = None) -> tuple[int, str]:
+    """``python -m kameleon_nb ARGS`` in a real subprocess; (exit status, stdout+stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kameleon_nb", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.returncode, done.stdout

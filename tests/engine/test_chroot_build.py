@@ -25,6 +25,7 @@ import pytest
 
 from .buildcheck import (
     assert_nothing_left,
+    cli,
     decisions,
     descendants,
     extract,
@@ -94,21 +95,6 @@ def processes():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def cli(*args: str, timeout: float = 60, env: dict | None = None) -> tuple[int, str]:
-    """``python -m kameleon_nb ARGS`` in a real subprocess; (exit status, stdout+stderr)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "kameleon_nb", *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return done.returncode, done.stdout
 
 
 def start_build(recipe: str, log: Path, processes: list) -> subprocess.Popen:

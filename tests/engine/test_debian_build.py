@@ -11,15 +11,13 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from .buildcheck import decisions, extract, leftovers
+from .buildcheck import cli, decisions, extract, leftovers
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debian"
 
@@ -77,19 +75,6 @@ def _skip_reason() -> str | None:
 
 
 pytestmark = [pytest.mark.shell, pytest.mark.root, pytest.mark.slow]
-
-
-def cli(*args: str, timeout: float) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "kameleon_nb", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return done.returncode, done.stdout
 
 
 @pytest.mark.timeout(900)
