@@ -42,3 +42,26 @@ def kameleon(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str
         return code, capsys.readouterr().out
 
     return run
+
+
+@pytest.fixture
+def ipython(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """An in-process IPython shell with kameleon_nb loaded, in a scratch directory.
+
+    The history lives in memory (no database file per test), and the extension is
+    unloaded at the end, which closes every context shell.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "kameleon_nb")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "kameleon_nb")
+        InteractiveShell.clear_instance()

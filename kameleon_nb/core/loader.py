@@ -265,6 +265,7 @@ def load_recipe(
     cli_globals: Mapping[str, str] | None = None,
     cwd: str,
     fallback_dirs: Iterable[str] = (),
+    text: str | None = None,
 ) -> LoadedRecipe:
     """Read a recipe and merge its ``extend`` chain (upstream's non-strict load).
 
@@ -275,6 +276,9 @@ def load_recipe(
         cwd: the workspace root (steps directories are searched up to it).
         fallback_dirs: where a relative ``extend`` that does not exist next to the
             recipe is looked for next (kameleon_nb's shipped backend recipes).
+        text: the recipe's text, when it does not come from ``path`` (a notebook's
+            ``%%kameleon recipe`` cell); ``path`` is then where the recipe would
+            live, and what its relative paths and steps directories are taken from.
 
     Returns:
         The merged recipe.
@@ -286,11 +290,12 @@ def load_recipe(
     """
     given = path
     abspath = _absolute(path, cwd)
-    if not os.path.exists(abspath) and not abspath.endswith(".yaml"):
+    if (text is not None or not os.path.exists(abspath)) and not abspath.endswith(".yaml"):
         abspath += ".yaml"
     name = os.path.basename(abspath)
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name
-    text = read_text(abspath)
+    if text is None:
+        text = read_text(abspath)
     data = _as_mapping(parse_yaml(text, source=abspath), abspath)
     cli = dict(cli_globals or {})
 

@@ -24,6 +24,7 @@ __all__ = [
     "existing_rows",
     "find_row",
     "plan_build",
+    "plan_microstep",
 ]
 
 
@@ -169,6 +170,11 @@ def plan_build(
     for microstep in rows:
         steps.append(_plan_step(microstep, restore, begin, end, options.checkpointing))
     return BuildPlan(recipe=recipe, restore=restore, steps=tuple(steps), options=options)
+
+
+def plan_microstep(microstep: Microstep, checkpointing: bool) -> PlannedStep:
+    """The decision for one microstep run on its own (a notebook cell), no restore point."""
+    return _plan_step(microstep, None, None, None, checkpointing)
 
 
 def _plan_step(

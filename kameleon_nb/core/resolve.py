@@ -45,7 +45,9 @@ from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
-CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear")
+#: ``delete`` (one checkpoint) and ``size`` (print its bytes on disk) are kameleon_nb's
+#: optional additions, used by the notebook's checkpoint table; upstream ignores them.
+CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear", "delete", "size")
 _REQUIRED_HOOKS = ("create", "apply", "list", "clear")
 _CONTEXT_DEFAULTS: dict[str, object] = {"cmd": "/bin/bash", "proxy_cache": "127.0.0.1"}
 _ALIAS_ARG_RE = re.compile(r"@\d+")

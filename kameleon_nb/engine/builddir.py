@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import yaml
 
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import ResolvedRecipe, StepId
 
-__all__ = ["BUILD_RECIPE", "CheckpointRecords", "stored_uuid", "write_build_recipe"]
+__all__ = [
+    "BUILD_RECIPE",
+    "CheckpointRecord",
+    "CheckpointRecords",
+    "stored_uuid",
+    "write_build_recipe",
+]
 
 #: The file every build leaves in its build dir (uuid, resolved steps and ids).
 BUILD_RECIPE = ".build_recipe"
@@ -27,7 +36,7 @@ def stored_uuid(kameleon_cwd: str) -> tuple[str, str] | None:
     path = os.path.join(kameleon_cwd, BUILD_RECIPE)
     try:
         with open(path, encoding="utf-8") as stream:
-            data = yaml.safe_load(stream)
+            data = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError):
         return None
     globals_ = data.get("global") if isinstance(data, dict) else None
@@ -85,11 +94,21 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """What kameleon_nb wrote beside one checkpoint when it was created."""
+
+    slug: str
+    created: float  # seconds since the epoch
+    variables: dict[ContextName, str]
+
+
 class CheckpointRecords:
-    """What kameleon_nb keeps beside each checkpoint: the contexts' shell variables.
+    """What kameleon_nb keeps beside each checkpoint: its step, its time, the variables.
 
     A record is written (atomically) just before the mechanism's ``create`` runs, so
-    restoring a checkpoint can restart the contexts with the variables they had.
+    restoring a checkpoint can restart the contexts with the variables they had, and
+    the checkpoint table can name the step of a checkpoint the recipe no longer has.
     """
 
     def __init__(self, kameleon_cwd: str) -> None:
@@ -98,20 +117,48 @@ class CheckpointRecords:
     def _path(self, step_id: str) -> str:
         return os.path.join(self.directory, f"{step_id}.vars.json")
 
-    def save(self, step_id: StepId, variables: Mapping[ContextName, str]) -> None:
+    def save(self, step_id: StepId, variables: Mapping[ContextName, str], slug: str = "") -> None:
         """Record the variables of the started contexts at checkpoint ``step_id``."""
-        data = {name.value: dump for name, dump in variables.items()}
+        data = {
+            "slug": slug,
+            "created": time.time(),
+            "contexts": {name.value: dump for name, dump in variables.items()},
+        }
         _write_atomically(self._path(step_id), json.dumps(data))
 
-    def load(self, step_id: StepId) -> dict[ContextName, str]:
-        """The recorded variables of ``step_id`` (none if it has no record)."""
+    def get(self, step_id: StepId) -> CheckpointRecord | None:
+        """The record of ``step_id``, if it has a readable one."""
         try:
             with open(self._path(step_id), encoding="utf-8") as stream:
                 data = json.load(stream)
         except (OSError, ValueError):
-            return {}
+            return None
+        if not isinstance(data, dict):
+            return None
+        contexts = data.get("contexts")
         names = {c.value: c for c in ContextName}
-        return {names[k]: v for k, v in data.items() if k in names and isinstance(v, str)}
+        variables = {
+            names[k]: v
+            for k, v in (contexts.items() if isinstance(contexts, dict) else ())
+            if k in names and isinstance(v, str)
+        }
+        slug = data.get("slug")
+        created = data.get("created")
+        return CheckpointRecord(
+            slug=slug if isinstance(slug, str) else "",
+            created=float(created) if isinstance(created, int | float) else 0.0,
+            variables=variables,
+        )
+
+    def load(self, step_id: StepId) -> dict[ContextName, str]:
+        """The recorded variables of ``step_id`` (none if it has no record)."""
+        record = self.get(step_id)
+        return record.variables if record is not None else {}
+
+    def remove(self, step_id: StepId) -> None:
+        """Forget the record of one checkpoint."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(step_id))
 
     def clear(self) -> None:
         """Forget every record."""

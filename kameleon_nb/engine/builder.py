@@ -99,6 +99,7 @@ class Builder:
             self.contexts, on_event, on_failure, timeout=timeout, open_shell=open_shell
         )
         self._checkpoints = checkpoints
+        self._own_checkpoints = checkpoints is None
         self._existing: frozenset[StepId] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -117,6 +118,21 @@ class Builder:
         """Close every context shell and end the build's mount namespace."""
         self.contexts.close()
         self.namespace.close()
+
+    def update_recipe(self, recipe: ResolvedRecipe) -> None:
+        """Carry on with a re-resolved recipe (a notebook cell changed a microstep).
+
+        Running contexts keep their shells and variables unless their settings changed
+        (then they restart on their next command, with their variables).
+        """
+        if self._own_checkpoints and recipe.checkpoint != self.recipe.checkpoint:
+            self._checkpoints = None
+            self._existing = None
+        if recipe.kameleon_cwd != self.recipe.kameleon_cwd:
+            self.records = CheckpointRecords(recipe.kameleon_cwd)
+            self._existing = None
+        self.contexts.update_specs(recipe.contexts)
+        self.recipe = recipe
 
     @property
     def has_mechanism(self) -> bool:
@@ -241,20 +257,38 @@ class Builder:
         elif step.checkpoint_reason is not None:
             self._emit(Message(messages.no_checkpoint(step.checkpoint_reason), Level.MSG))
         else:
-            microstep = step.microstep
-            self._emit(CheckpointCreated(microstep.slug, microstep.step_id))
-            self.records.save(microstep.step_id, self.contexts.variables())
-            self.checkpoints.create(microstep.step_id)
-            if self._existing is not None:
-                self._existing = self._existing | {microstep.step_id}
+            self.create_checkpoint(step.microstep, check_enabled=False)
             return time.monotonic() - started, True
         return 0.0, False
 
+    def create_checkpoint(self, microstep: Microstep, *, check_enabled: bool = True) -> bool:
+        """Checkpoint the current state as ``microstep``'s; False if the mechanism says no."""
+        if check_enabled and not self.checkpoints.enabled():
+            self._emit(Message(messages.no_checkpoint(messages.DISABLED_IN_BACKEND), Level.MSG))
+            return False
+        self._emit(CheckpointCreated(microstep.slug, microstep.step_id))
+        self.records.save(microstep.step_id, self.contexts.variables(), microstep.slug)
+        self.checkpoints.create(microstep.step_id)
+        if self._existing is not None:
+            self._existing = self._existing | {microstep.step_id}
+        return True
+
     def restore(self, microstep: Microstep) -> None:
         """Bring the build back to a checkpoint: files (``apply``) and shell variables."""
-        self._emit(CheckpointRestored(microstep.slug, microstep.step_id))
-        self.checkpoints.restore(microstep.step_id)
-        self.contexts.restore(self.records.load(microstep.step_id))
+        self.restore_checkpoint(microstep.step_id, microstep.slug)
+
+    def restore_checkpoint(self, step_id: StepId, slug: str) -> None:
+        """Bring the build back to checkpoint ``step_id``, even one the recipe no longer has."""
+        self._emit(CheckpointRestored(slug, step_id))
+        self.checkpoints.restore(step_id)
+        self.contexts.restore(self.records.load(step_id))
+
+    def delete_checkpoint(self, step_id: StepId) -> None:
+        """Remove one checkpoint and its record."""
+        self.checkpoints.delete(step_id)
+        self.records.remove(step_id)
+        if self._existing is not None:
+            self._existing = self._existing - {step_id}
 
     # ------------------------------------------------------------------ clean
     def _clean_sections(self, sections: list[Section], checkpointing: bool) -> None:

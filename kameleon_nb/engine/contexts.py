@@ -173,6 +173,15 @@ class Contexts:
             else:
                 self._pending[name] = dumps.get(name, "")
 
+    def update_specs(self, specs: Mapping[ContextName, ContextSpec]) -> None:
+        """Take new settings; a context whose settings changed restarts (same variables)."""
+        for name, given in specs.items():
+            old = self._specs.get(name)
+            spec = dataclasses.replace(given, launcher=old.launcher) if old else given
+            if old != spec:
+                self._specs[name] = spec
+                self.restart_later(name)
+
     def set_launcher(self, launcher: tuple[str, ...]) -> None:
         """Start context processes through ``launcher`` from now on (see namespace)."""
         self._specs = {n: dataclasses.replace(s, launcher=launcher) for n, s in self._specs.items()}

@@ -11,18 +11,64 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from kameleon_nb.core.loader import load_recipe
+from kameleon_nb.core.loader import LoadedRecipe, load_recipe
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
 from kameleon_nb.engine.builddir import stored_uuid
 
-__all__ = ["BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "open_recipe"]
+__all__ = ["BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "load", "open_recipe", "resolve"]
 
 #: kameleon_nb's own steps directory (mechanisms, backends, aliases), searched last.
 BUILTIN_STEPS_DIR = str(Path(__file__).resolve().parent.parent / "data" / "steps")
 
 #: kameleon_nb's own recipes (``extend: backends/chroot``), tried after the recipe's dir.
 BUILTIN_RECIPES_DIR = str(Path(__file__).resolve().parent.parent / "data" / "recipes")
+
+
+def load(
+    path: str,
+    *,
+    cli_globals: Mapping[str, str] | None = None,
+    cwd: str,
+    text: str | None = None,
+) -> LoadedRecipe:
+    """Read a recipe and its ``extend`` chain (kameleon_nb's backends as a fallback)."""
+    return load_recipe(
+        path, cli_globals=cli_globals, cwd=cwd, fallback_dirs=(BUILTIN_RECIPES_DIR,), text=text
+    )
+
+
+def resolve(
+    loaded: LoadedRecipe,
+    *,
+    cli_globals: Mapping[str, str] | None = None,
+    build_path: str | None = None,
+    checkpointing: bool = False,
+    persistent_cache: bool = False,
+    cwd: str,
+    uuid: tuple[str, str] | None = None,
+) -> ResolvedRecipe:
+    """Resolve a loaded recipe for a build, with the uuid its build dir recorded.
+
+    ``uuid`` pins ``(kameleon_uuid, kameleon_short_uuid)`` instead (a notebook
+    session re-resolving its recipe keeps the uuid of its first resolution).
+    """
+    build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
+    options = ResolveOptions(
+        cli_globals=dict(cli_globals or {}),
+        build_path=build_path,
+        checkpointing=checkpointing,
+        persistent_cache=persistent_cache,
+        stored_uuid=uuid or stored_uuid(os.path.join(build_path, loaded.name)),
+        builtin_steps_dirs=(BUILTIN_STEPS_DIR,),
+    )
+    recipe = resolve_recipe(loaded, options, cwd=cwd)
+    if uuid is None and recipe.kameleon_cwd != os.path.join(build_path, loaded.name):
+        moved = stored_uuid(recipe.kameleon_cwd)  # the recipe moved its build dir
+        if moved is not None and moved != options.stored_uuid:
+            options = dataclasses.replace(options, stored_uuid=moved)
+            recipe = resolve_recipe(loaded, options, cwd=cwd)
+    return recipe
 
 
 def open_recipe(
@@ -33,6 +79,7 @@ def open_recipe(
     checkpointing: bool = False,
     persistent_cache: bool = False,
     cwd: str | None = None,
+    text: str | None = None,
 ) -> ResolvedRecipe:
     """Load and resolve a recipe as ``kameleon build`` does.
 
@@ -43,27 +90,18 @@ def open_recipe(
         checkpointing: value of ``checkpointing_enabled``.
         persistent_cache: value of ``persistent_cache``.
         cwd: the workspace root (default: the process's cwd).
+        text: the recipe's text when it is not read from ``path`` (notebook cells).
 
     Returns:
         The resolved recipe.
     """
     cwd = os.path.abspath(cwd or os.getcwd())
-    build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
-    loaded = load_recipe(
-        path, cli_globals=cli_globals, cwd=cwd, fallback_dirs=(BUILTIN_RECIPES_DIR,)
-    )
-    options = ResolveOptions(
-        cli_globals=dict(cli_globals or {}),
+    loaded = load(path, cli_globals=cli_globals, cwd=cwd, text=text)
+    return resolve(
+        loaded,
+        cli_globals=cli_globals,
         build_path=build_path,
         checkpointing=checkpointing,
         persistent_cache=persistent_cache,
-        stored_uuid=stored_uuid(os.path.join(build_path, loaded.name)),
-        builtin_steps_dirs=(BUILTIN_STEPS_DIR,),
+        cwd=cwd,
     )
-    recipe = resolve_recipe(loaded, options, cwd=cwd)
-    if recipe.kameleon_cwd != os.path.join(build_path, loaded.name):
-        moved = stored_uuid(recipe.kameleon_cwd)  # the recipe moved its build dir
-        if moved is not None and moved != options.stored_uuid:
-            options = dataclasses.replace(options, stored_uuid=moved)
-            recipe = resolve_recipe(loaded, options, cwd=cwd)
-    return recipe

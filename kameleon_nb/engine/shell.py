@@ -60,7 +60,13 @@ import pexpect
 
 from kameleon_nb.core.contexts import ContextSpec
 from kameleon_nb.engine.contexts import CommandResult
-from kameleon_nb.errors import CommandTimeoutError, ContextClosedError, ContextError, ShellError
+from kameleon_nb.errors import (
+    CommandTimeoutError,
+    ContextClosedError,
+    ContextError,
+    KameleonError,
+    ShellError,
+)
 
 __all__ = ["CommandResult", "ContextShell", "OutputCallback", "needs_subshell"]
 
@@ -745,8 +751,13 @@ class ContextShell:
     def close(self) -> None:
         """Terminate the shell and every process of its session, and reap them.
 
-        Idempotent. Variables saved on disk are kept for a later :meth:`start`.
+        Idempotent. Variables saved on disk are kept for a later :meth:`start`. An idle
+        shell first finishes saving them (the save runs just after the prompt's
+        sentinel, so a kill right after a command could cut it short).
         """
+        if self._child is not None and self._pending_id is None and self.alive:
+            with contextlib.suppress(KameleonError, _Dead, OSError):
+                self._internal(":", _Collector())
         self._kill_process()
 
     def variables(self) -> str:

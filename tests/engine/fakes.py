@@ -93,3 +93,11 @@ class MemoryCheckpoints:
 
     def clear(self) -> None:
         self.ids.clear()
+
+    can_delete = True
+
+    def delete(self, step_id: StepId) -> None:
+        self.ids.discard(step_id)
+
+    def size(self, step_id: StepId) -> int | None:
+        return 0 if step_id in self.ids else None

@@ -31,3 +31,16 @@ class CheckpointBackend(Protocol):
     def clear(self) -> None:
         """Remove every checkpoint."""
         ...
+
+    @property
+    def can_delete(self) -> bool:
+        """Whether one checkpoint can be removed on its own (:meth:`delete`)."""
+        ...
+
+    def delete(self, step_id: StepId) -> None:
+        """Remove the checkpoint ``step_id`` (the optional ``delete`` hook)."""
+        ...
+
+    def size(self, step_id: StepId) -> int | None:
+        """Bytes on disk of checkpoint ``step_id`` (the optional ``size`` hook), if known."""
+        ...

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from kameleon_nb.core.model import Command, StepId
 from kameleon_nb.engine.commands import CommandFailedError, CommandRunner
+from kameleon_nb.errors import BuildError
 
 __all__ = ["RecipeHooksBackend", "with_step_id"]
 
@@ -82,3 +83,32 @@ class RecipeHooksBackend:
     def clear(self) -> None:
         """Run ``clear``."""
         self._run("clear")
+
+    @property
+    def can_delete(self) -> bool:
+        """Whether the mechanism has a ``delete`` hook."""
+        return "delete" in self._hooks
+
+    def delete(self, step_id: StepId) -> None:
+        """Run ``delete`` for ``step_id``.
+
+        Raises:
+            BuildError: the mechanism has no ``delete`` hook.
+        """
+        if not self.can_delete:
+            raise BuildError(
+                "This checkpoint mechanism cannot remove one checkpoint (it has no 'delete' "
+                "hook); clear them all with 'kameleon build --clean'"
+            )
+        self._run("delete", step_id, shown=False)
+
+    def size(self, step_id: StepId) -> int | None:
+        """Run ``size`` for ``step_id`` and read the number it prints (None if unknown)."""
+        if "size" not in self._hooks:
+            return None
+        try:
+            text = self._run("size", step_id, interactive=False, shown=False)
+        except CommandFailedError:
+            return None
+        words = text.split()
+        return int(words[0]) if words and words[0].isdigit() else None

@@ -3,7 +3,7 @@
 # lower layers are the sealed checkpoints, one per checkpoint, and whose upper layer
 # holds the changes since the last one.
 #
-#   checkpoint-overlay.sh ROOTFS STORE (mount|create ID|apply ID|list|clear)
+#   checkpoint-overlay.sh ROOTFS STORE (mount|create ID|apply ID|list|size ID|delete ID|clear)
 #
 # STORE layout: l/N (layers, N a small number: mount options stay under 4 KiB),
 # l/N.parent (the layer below, or "base"), ids/ID (the layer N of checkpoint ID,
@@ -103,6 +103,20 @@ case $action in
       case $f in *.tmp) continue ;; esac
       [ -d "$store/l/$(get "$f")" ] && echo "${f##*/}"
     done
+    ;;
+  size)     # bytes on disk of the layer of ID (the files changed since the one below)
+    [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
+    du -s -B1 "$store/l/$(get "$store/ids/$id")" | cut -f1
+    ;;
+  delete)   # forget ID; its layer goes too unless other layers stack on it
+    [ -f "$store/ids/$id" ] || exit 0
+    n=$(get "$store/ids/$id")
+    rm -f "$store/ids/$id"
+    used=$(get "$store/head")
+    for f in "$store"/l/*.parent "$store"/ids/*; do
+      [ -e "$f" ] && [ "$(get "$f")" = "$n" ] && used=$n
+    done
+    if [ "$used" != "$n" ]; then rm -rf "$store/l/$n" "$store/l/$n.parent"; fi
     ;;
   clear)
     unmount

@@ -1,0 +1,426 @@
+"""A recipe being written in a notebook: loaded once, re-resolved after each cell.
+
+A :class:`Session` holds one recipe and one :class:`~kameleon_nb.engine.builder.Builder`
+for the whole life of a notebook kernel, so the context shells (and the variables
+their commands set) persist from cell to cell. A ``%%microstep`` cell defines a
+microstep (:meth:`Session.run_cell`): the session records it in the recipe, resolves
+the recipe again (ids change from that microstep on, as they would in the file), runs
+it, and checkpoints it when checkpointing is on. Builds, checkpoint listing, restore
+and delete go through the same builder, so the CLI and the notebook share one engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from kameleon_nb.core import messages
+from kameleon_nb.core.cells import DEFAULT_MACROSTEP, DEFAULT_SECTION, MicrostepLine, body_commands
+from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.core.loader import LoadedRecipe
+from kameleon_nb.core.model import Command, Microstep, ResolvedRecipe, StepId
+from kameleon_nb.core.plan import Action, BuildOptions, existing_rows, plan_microstep
+from kameleon_nb.core.variables import lookup_in, substitute
+from kameleon_nb.engine.builddir import write_build_recipe
+from kameleon_nb.engine.builder import Builder, BuildResult
+from kameleon_nb.engine.checkpoints import CheckpointBackend
+from kameleon_nb.engine.contexts import ShellFactory
+from kameleon_nb.engine.events import BuildEvent
+from kameleon_nb.engine.recipes import load, resolve
+from kameleon_nb.errors import BuildError, KameleonError, RecipeError
+
+__all__ = ["CellResult", "CheckpointInfo", "Session", "SessionChanged", "SessionListener"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """The session started or finished work (``busy``), or its checkpoints changed."""
+
+    busy: bool
+    checkpoints_changed: bool = False
+
+
+SessionListener = Callable[[BuildEvent | SessionChanged], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    """One checkpoint as the checkpoint table shows it.
+
+    Attributes:
+        step_id: its id.
+        slug: its microstep (from the recipe, or from its record if the recipe no
+            longer has it).
+        created: when it was created (seconds since the epoch), if recorded.
+        size: its bytes on disk, if the mechanism can tell.
+        valid: whether the recipe as it is now has a microstep with this id (a
+            rebuild can restart from it).
+        order: the position of that microstep in the recipe (None when not valid).
+    """
+
+    step_id: StepId
+    slug: str
+    created: float | None
+    size: int | None
+    valid: bool
+    order: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    """What a ``%%microstep`` cell did."""
+
+    microstep: Microstep
+    seconds: float
+    checkpoint: StepId | None
+    replaced: bool
+
+
+class Session:
+    """One recipe, its context shells and its checkpoints, across notebook cells."""
+
+    def __init__(
+        self,
+        loaded: LoadedRecipe,
+        *,
+        cwd: str,
+        cli_globals: dict[str, str] | None = None,
+        build_path: str | None = None,
+        checkpointing: bool = False,
+        timeout: float | None = None,
+        shells: ShellFactory | None = None,
+        checkpoints: CheckpointBackend | None = None,
+        isolate_mounts: bool = True,
+    ) -> None:
+        self.loaded = loaded
+        self.cwd = cwd
+        self.cli_globals = dict(cli_globals or {})
+        self.build_path = build_path
+        self.checkpointing = checkpointing
+        self._uuid: tuple[str, str] | None = None
+        self.recipe = self._resolve()
+        uuid = self.recipe.global_vars.get("kameleon_uuid")
+        short = self.recipe.global_vars.get("kameleon_short_uuid")
+        if isinstance(uuid, str) and isinstance(short, str):
+            self._uuid = (uuid, short)
+        self._listeners: list[SessionListener] = []
+        self._busy = False
+        self._engine = {
+            "timeout": timeout,
+            "shells": shells,
+            "checkpoints": checkpoints,
+            "isolate_mounts": isolate_mounts,
+        }
+        self._builder: Builder | None = None
+        self._recorded = False
+        #: the cells that defined microsteps, by (section, macrostep, name), in the
+        #: order they were first run (what ``%kameleon export`` writes)
+        self.cells: dict[tuple[str, str, str], tuple[MicrostepLine, str]] = {}
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        text: str | None = None,
+        cwd: str | None = None,
+        cli_globals: dict[str, str] | None = None,
+        **kwargs: object,
+    ) -> Session:
+        """A session on the recipe at ``path`` (or on ``text``, as if it lived there).
+
+        Raises:
+            KameleonError: the recipe cannot be loaded or resolved.
+        """
+        cwd = os.path.abspath(cwd or os.getcwd())
+        loaded = load(path, cli_globals=cli_globals, cwd=cwd, text=text)
+        return cls(loaded, cwd=cwd, cli_globals=cli_globals, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def scratch(
+        cls, *, cwd: str | None = None, name: str = "notebook", **kwargs: object
+    ) -> Session:
+        """A session on a new, empty recipe (a notebook that loaded none)."""
+        cwd = os.path.abspath(cwd or os.getcwd())
+        loaded = LoadedRecipe.empty(os.path.join(cwd, f"{name}.yaml"), name)
+        return cls(loaded, cwd=cwd, **kwargs)  # type: ignore[arg-type]
+
+    def _resolve(self) -> ResolvedRecipe:
+        return resolve(
+            self.loaded,
+            cli_globals=self.cli_globals,
+            build_path=self.build_path,
+            checkpointing=self.checkpointing,
+            cwd=self.cwd,
+            uuid=self._uuid,
+        )
+
+    @property
+    def builder(self) -> Builder:
+        """The session's builder (its context shells start on their first command)."""
+        if self._builder is None:
+            self._builder = Builder(
+                self.recipe,
+                on_event=self._dispatch,
+                timeout=self._engine["timeout"],  # type: ignore[arg-type]
+                shells=self._engine["shells"],  # type: ignore[arg-type]
+                checkpoints=self._engine["checkpoints"],  # type: ignore[arg-type]
+                isolate_mounts=bool(self._engine["isolate_mounts"]),
+            )
+        return self._builder
+
+    def close(self) -> None:
+        """Close every context shell (and the build's mount namespace)."""
+        if self._builder is not None:
+            self._builder.close()
+            self._builder = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ events
+    def subscribe(self, listener: SessionListener) -> Callable[[], None]:
+        """Call ``listener`` with every build event and state change; returns "unsubscribe"."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _dispatch(self, event: BuildEvent | SessionChanged) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a cell, a build or a checkpoint action is running."""
+        return self._busy
+
+    @contextlib.contextmanager
+    def _working(self, *, changes_checkpoints: bool = False) -> Iterator[None]:
+        if self._busy:
+            raise BuildError("The session is busy: wait for the running step to finish")
+        self._busy = True
+        self._dispatch(SessionChanged(busy=True))
+        try:
+            yield
+        finally:
+            self._busy = False
+            self._dispatch(SessionChanged(busy=False, checkpoints_changed=changes_checkpoints))
+
+    def _set_recipe(self, recipe: ResolvedRecipe) -> None:
+        self.recipe = recipe
+        if self._builder is not None:
+            self._builder.update_recipe(recipe)
+
+    # ------------------------------------------------------------------ cells
+    def locate(self, line: MicrostepLine) -> tuple[str, str]:
+        """The ``(section, macrostep)`` a ``%%microstep`` line targets.
+
+        Raises:
+            RecipeError: the name is in several macrosteps and the line says not which.
+        """
+        if line.section is not None and line.macrostep is not None:
+            return line.section, line.macrostep
+        found = {
+            (m.section, m.macrostep)
+            for m in self.recipe.microsteps()
+            if m.name == line.name
+            and (line.section is None or m.section == line.section)
+            and (line.macrostep is None or m.macrostep == line.macrostep)
+        }
+        if len(found) == 1:
+            return found.pop()
+        if len(found) > 1:
+            where = ", ".join(f"{s}/{m}" for s, m in sorted(found))
+            raise RecipeError(
+                f"Microstep '{line.name}' is in several macrosteps ({where}); "
+                "say which with --section and --macrostep"
+            )
+        return line.section or DEFAULT_SECTION, line.macrostep or DEFAULT_MACROSTEP
+
+    def define(self, line: MicrostepLine, body: str, *, source: str = "cell") -> Microstep:
+        """Add or replace the microstep of a cell in the recipe, without running it.
+
+        On a recipe error the recipe is left as it was.
+        """
+        section, macrostep = self.locate(line)
+        items = body_commands(body, line.context, line.on_checkpoint, source=source)
+        before = copy.deepcopy(self.loaded.edits)
+        self.loaded.set_microstep(section, macrostep, line.name, items)
+        try:
+            recipe = self._resolve()
+        except KameleonError:
+            self.loaded.edits = before
+            raise
+        self._set_recipe(recipe)
+        self.cells[(section, macrostep, line.name)] = (line, body)
+        return self.microstep(section, macrostep, line.name)
+
+    def microstep(self, section: str, macrostep: str, name: str) -> Microstep:
+        """A microstep of the current recipe.
+
+        Raises:
+            RecipeError: there is none (for example an empty microstep, which the
+                resolver drops).
+        """
+        for microstep in self.recipe.microsteps():
+            if (microstep.section, microstep.macrostep, microstep.name) == (
+                section,
+                macrostep,
+                name,
+            ):
+                return microstep
+        raise RecipeError(f"The recipe has no microstep {section}/{macrostep}/{name}")
+
+    def run_cell(self, line: MicrostepLine, body: str, *, source: str = "cell") -> CellResult:
+        """Define the cell's microstep, run it now, and checkpoint it if checkpointing is on.
+
+        Raises:
+            CommandFailedError: a command failed (the microstep stays in the recipe).
+            KameleonError: the cell or the recipe is invalid.
+        """
+        target = (*self.locate(line), line.name)
+        existed = any((m.section, m.macrostep, m.name) == target for m in self.recipe.microsteps())
+        microstep = self.define(line, body, source=source)
+        started = time.monotonic()
+        with self._working(changes_checkpoints=self.checkpointing):
+            builder = self.builder
+            if not self._recorded:  # keeps the uuid for later sessions and the CLI
+                write_build_recipe(self.recipe)
+                self._recorded = True
+            builder.run_microstep(microstep)
+            seconds = time.monotonic() - started
+            step = plan_microstep(microstep, self.checkpointing)
+            wanted = step.action is Action.RUN and step.checkpoint_reason is None
+            checkpointed = (
+                self.checkpointing
+                and builder.has_mechanism
+                and wanted
+                and builder.create_checkpoint(microstep)
+            )
+            created = microstep.step_id if checkpointed else None
+        return CellResult(microstep, seconds, created, existed)
+
+    def run_command(self, context: ContextName, command: str) -> None:
+        """Run one ad hoc command in a context (``%kameleon shell``); not recorded.
+
+        ``$${name}`` references to the recipe's globals are expanded, as in a step.
+
+        Raises:
+            CommandFailedError: it failed.
+            RecipeError: it names an undefined variable.
+        """
+        known = lookup_in(self.recipe.global_vars)
+
+        def lookup(name: str) -> str:
+            value = known(name)
+            if value is None:
+                raise RecipeError(f"Undefined variable '$${{{name}}}' in '{command}'")
+            return value
+
+        command = substitute(command, lookup, source="%kameleon shell")
+        key = f"exec_{context.value}"
+        with self._working():
+            self.builder.runner.execute(
+                Command(key, command, f"{key}: {command}"), interactive=False
+            )
+
+    # ------------------------------------------------------------------ builds
+    def build(self, options: BuildOptions) -> BuildResult:
+        """Build the whole recipe as it is now (``%kameleon build``).
+
+        Raises:
+            KameleonError: the build failed (after its cleanup).
+        """
+        if options.checkpointing != self.checkpointing:
+            self.checkpointing = options.checkpointing
+            self._set_recipe(self._resolve())
+        with self._working(changes_checkpoints=options.checkpointing):
+            builder = self.builder
+            if builder.has_mechanism:
+                builder.existing_checkpoints(refresh=True)
+            return builder.build(options)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """Every checkpoint the mechanism lists: valid ones in recipe order, then stale ones."""
+        builder = self.builder
+        if not builder.has_mechanism:
+            return []
+        with self._working():
+            ids = builder.existing_checkpoints(refresh=True)
+            rows: list[CheckpointInfo] = []
+            current = {m.step_id: m for m in existing_rows(self.recipe, ids)}
+            for step_id in sorted(
+                ids, key=lambda i: (current[i].order if i in current else 1 << 30, i)
+            ):
+                record = builder.records.get(step_id)
+                microstep = current.get(step_id)
+                rows.append(
+                    CheckpointInfo(
+                        step_id=step_id,
+                        slug=microstep.slug if microstep else (record.slug if record else "?"),
+                        created=record.created if record and record.created else None,
+                        size=builder.checkpoints.size(step_id),
+                        valid=microstep is not None,
+                        order=microstep.order if microstep else None,
+                    )
+                )
+        return rows
+
+    @property
+    def can_delete(self) -> bool:
+        """Whether the recipe's mechanism can remove one checkpoint."""
+        builder = self.builder
+        return builder.has_mechanism and builder.checkpoints.can_delete
+
+    def restore(self, wanted: str) -> CheckpointInfo:
+        """Restore a checkpoint (id, slug or ``last``): files and context variables.
+
+        Raises:
+            BuildError: no checkpoint mechanism, or no such checkpoint.
+        """
+        builder = self.builder
+        if not builder.has_mechanism:
+            raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
+        rows = self.checkpoints()
+        target = self._find(rows, wanted)
+        with self._working(changes_checkpoints=True):
+            builder.restore_checkpoint(target.step_id, target.slug)
+        return target
+
+    def delete(self, wanted: str) -> CheckpointInfo:
+        """Remove one checkpoint (id or slug).
+
+        Raises:
+            BuildError: no such checkpoint, or the mechanism cannot delete one.
+        """
+        target = self._find(self.checkpoints(), wanted)
+        with self._working(changes_checkpoints=True):
+            self.builder.delete_checkpoint(target.step_id)
+        return target
+
+    @staticmethod
+    def _find(rows: list[CheckpointInfo], wanted: str) -> CheckpointInfo:
+        """A checkpoint by id (valid or stale), by slug (valid ones, last match) or ``last``."""
+        valid = [r for r in rows if r.valid]
+        if wanted == "last":
+            matches = valid
+        else:
+            matches = [r for r in rows if r.step_id == wanted] or [
+                r for r in valid if r.slug == wanted
+            ]
+        if not matches:
+            raise BuildError(messages.unknown_checkpoint(wanted))
+        return matches[-1]

@@ -1,0 +1,303 @@
+"""IPython magics: ``%kameleon`` and ``%%microstep``, one recipe session per kernel.
+
+Every magic is ``@no_var_expand`` (``$var``, ``{x}`` and ``$${var}`` reach the
+engine as written) and reports a failure by raising an ``UsageError`` instance: the
+cell stops with a short message and no traceback, and so do "Run All", nbclient and
+nbval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
+from IPython.display import display as _display
+from traitlets import Float
+
+from kameleon_nb.core.cells import (
+    RecipeLine,
+    add_globals_option,
+    format_microstep_line,
+    microstep_parser,
+    new_parser,
+    parse_global,
+    parse_microstep_line,
+    parse_recipe_line,
+)
+from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.core.options import add_checkpoint_options, build_options
+from kameleon_nb.engine.commands import CommandFailedError
+from kameleon_nb.engine.events import CommandOutput, Level, Message
+from kameleon_nb.engine.session import Session
+from kameleon_nb.errors import KameleonError
+from kameleon_nb.errors import UsageError as KameleonUsageError
+from kameleon_nb.frontends.display import (
+    BuildSummary,
+    CellSummary,
+    PlanView,
+    VarsView,
+    failure_text,
+)
+from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
+
+__all__ = ["USAGE", "KameleonMagics"]
+
+USAGE = """\
+%kameleon load RECIPE [-g key:value ...] [-c] [--build-path P]
+                         load a recipe into this notebook's session; show its plan
+%%kameleon recipe PATH [-g ...] [-c] [--build-path P]
+                         the cell is the recipe's YAML (as the file at PATH would be)
+%%microstep NAME [--context local|out|in] [--section S] [--macrostep M] [--on-checkpoint V]
+                         run the cell (shell, or Kameleon commands when it starts with
+                         "- ") as that microstep, now, and keep it in the recipe
+%kameleon build [-c] [-F ID|STEP|last] [-B ID] [-E ID] [--microstep-checkpoints first|all]
+                [-g key:value ...]
+                         build the whole recipe, with live progress
+%kameleon plan           the recipe's microsteps and checkpoint ids
+%kameleon checkpoints    the checkpoint table (Restore, Delete, Refresh)
+%kameleon restore ID|STEP|last
+                         bring the files and the context shells back to a checkpoint
+%kameleon delete ID      remove one checkpoint
+%kameleon shell CONTEXT COMMAND
+                         run one command in local, out or in (not kept in the recipe)
+%kameleon vars           the recipe's global variables, resolved
+%kameleon export DIR     write the session's recipe and step files under DIR
+%kameleon close          stop the context shells (they start again when needed)
+"""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("%kameleon build")
+    add_globals_option(parser)
+    add_checkpoint_options(parser)
+    return parser
+
+
+@magics_class
+class KameleonMagics(Magics):
+    """The ``%kameleon`` and ``%%microstep`` magics and the session they drive."""
+
+    timeout = Float(
+        None,
+        allow_none=True,
+        help="Interrupt any command that runs longer than this many seconds",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session: Session | None = None
+        #: the cell that loaded the recipe (for export): its magic line and body
+        self.header: tuple[str, str | None] | None = None
+
+    # ------------------------------------------------------------------ session
+    def close(self) -> None:
+        """Close the session's context shells."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def _open(self, kind: str, line: str, text: str | None) -> Session:
+        spec: RecipeLine = parse_recipe_line(kind, line)
+        session = Session.open(
+            spec.path,
+            text=text,
+            cli_globals=spec.cli_globals,
+            build_path=spec.build_path,
+            checkpointing=spec.checkpointing,
+            timeout=self.timeout,
+        )
+        self.close()
+        self.session = session
+        self.header = (
+            f"%kameleon load {line}" if kind == "load" else f"%%kameleon recipe {line}",
+            text,
+        )
+        return session
+
+    def _session(self) -> Session:
+        if self.session is None:
+            self.session = Session.scratch(timeout=self.timeout)
+        return self.session
+
+    @contextmanager
+    def _streaming(self, session: Session) -> Iterator[None]:
+        """Show command output and warnings in the cell while it runs."""
+
+        def show(event: object) -> None:
+            if isinstance(event, CommandOutput):
+                sys.stdout.write(event.text)
+            elif isinstance(event, Message) and event.level in (Level.WARNING, Level.ERROR):
+                sys.stderr.write(event.text + "\n")
+
+        unsubscribe = session.subscribe(show)
+        try:
+            yield
+        finally:
+            unsubscribe()
+            sys.stdout.flush()
+
+    # ------------------------------------------------------------------ magics
+    @cell_magic
+    @no_var_expand
+    def microstep(self, line: str, cell: str) -> None:
+        """Run the cell as one microstep of the recipe (``%kameleon help`` for usage)."""
+        if line.strip() in ("-h", "--help"):
+            print(microstep_parser().format_help())
+            return
+        with _reported():
+            parsed = parse_microstep_line(line)
+            session = self._session()
+            with self._streaming(session):
+                result = session.run_cell(parsed, cell, source=f"%%microstep {parsed.name}")
+        display(CellSummary(result))
+
+    @line_cell_magic
+    @no_var_expand
+    def kameleon(self, line: str, cell: str | None = None) -> None:
+        """Load, build and inspect a Kameleon recipe (``%kameleon help`` for usage)."""
+        verb, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        if verb in ("", "help", "-h", "--help"):
+            print(USAGE)
+            return
+        action = self._verbs().get(verb)
+        if action is None:
+            raise UsageError(f"%kameleon: unknown command '{verb}'\n\n{USAGE}")
+        if cell is not None and verb != "recipe":
+            raise UsageError(f"%%kameleon {verb} takes no cell body; use %kameleon {verb}")
+        with _reported():
+            action(rest, cell)
+
+    def _verbs(self) -> dict[str, Callable[[str, str | None], None]]:
+        return {
+            "load": self._load,
+            "recipe": self._recipe,
+            "build": self._build,
+            "plan": lambda _rest, _cell: display(PlanView(self._session().recipe)),
+            "checkpoints": lambda _rest, _cell: display(CheckpointTable(self._session())),
+            "restore": self._restore,
+            "delete": self._delete,
+            "shell": self._shell,
+            "vars": lambda _rest, _cell: display(VarsView(self._session().recipe)),
+            "export": self._export,
+            "close": lambda _rest, _cell: self.close(),
+        }
+
+    def _load(self, rest: str, _cell: str | None) -> None:
+        session = self._open("load", rest, None)
+        display(PlanView(session.recipe))
+
+    def _recipe(self, rest: str, cell: str | None) -> None:
+        if cell is None:
+            raise KameleonUsageError(
+                "%kameleon recipe needs the recipe as the cell body: %%kameleon recipe PATH"
+            )
+        session = self._open("recipe", rest, cell)
+        display(PlanView(session.recipe))
+
+    def _build(self, rest: str, _cell: str | None) -> None:
+        args = _build_parser().parse_args(_words(rest, "%kameleon build"))
+        session = self._session()
+        if args.globals:
+            session.cli_globals.update(parse_global(g) for g in args.globals)
+        options = build_options(args)
+        progress = BuildProgress()
+        display(progress)
+        unsubscribe = session.subscribe(progress)
+        try:
+            with self._streaming_messages(session):
+                result = session.build(options)
+        finally:
+            unsubscribe()
+        display(BuildSummary(session.recipe.name, result))
+
+    @contextmanager
+    def _streaming_messages(self, session: Session) -> Iterator[None]:
+        def show(event: object) -> None:
+            if isinstance(event, Message) and event.level in (Level.WARNING, Level.ERROR):
+                sys.stderr.write(event.text + "\n")
+
+        unsubscribe = session.subscribe(show)
+        try:
+            yield
+        finally:
+            unsubscribe()
+
+    def _restore(self, rest: str, _cell: str | None) -> None:
+        wanted = _one_word(rest, "%kameleon restore ID|STEP|last")
+        session = self._session()
+        with self._streaming(session):
+            info = session.restore(wanted)
+        print(f"Restored checkpoint {info.step_id} ({info.slug})")
+
+    def _delete(self, rest: str, _cell: str | None) -> None:
+        wanted = _one_word(rest, "%kameleon delete ID")
+        info = self._session().delete(wanted)
+        print(f"Deleted checkpoint {info.step_id} ({info.slug})")
+
+    def _shell(self, rest: str, _cell: str | None) -> None:
+        context, _, command = rest.partition(" ")
+        names = [c.value for c in ContextName]
+        if context not in names or not command.strip():
+            raise KameleonUsageError(
+                f"usage: %kameleon shell {'|'.join(names)} COMMAND (got '{rest}')"
+            )
+        session = self._session()
+        with self._streaming(session):
+            session.run_command(ContextName(context), command.strip())
+
+    def _export(self, rest: str, _cell: str | None) -> None:
+        directory = _one_word(rest, "%kameleon export DIR")
+        from kameleon_nb.frontends.notebook import export_session  # noqa: PLC0415
+
+        report = export_session(self.session_cells(), directory)
+        print(report)
+
+    def session_cells(self) -> list[str]:
+        """The session as notebook cell sources: its recipe cell, then its microsteps."""
+        sources: list[str] = []
+        if self.header is not None:
+            first, text = self.header
+            sources.append(first if text is None else f"{first}\n{text}")
+        if self.session is not None:
+            for (section, macrostep, _name), (line, body) in self.session.cells.items():
+                full = dataclasses.replace(line, section=section, macrostep=macrostep)
+                sources.append(f"{format_microstep_line(full)}\n{body}")
+        return sources
+
+
+def display(obj: object) -> None:
+    """IPython's ``display`` (typed)."""
+    _display(obj)  # type: ignore[no-untyped-call]
+
+
+def _words(rest: str, usage: str) -> list[str]:
+    try:
+        return shlex.split(rest)
+    except ValueError as err:
+        raise KameleonUsageError(f"{usage}: {err}") from None
+
+
+def _one_word(rest: str, usage: str) -> str:
+    words = _words(rest, usage)
+    if len(words) != 1:
+        raise KameleonUsageError(f"usage: {usage}")
+    return words[0]
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn kameleon_nb's errors into a short ``UsageError`` (no traceback)."""
+    try:
+        yield
+    except CommandFailedError as err:
+        raise UsageError(failure_text(err.failure)) from None
+    except KameleonError as err:
+        raise UsageError(str(err)) from None

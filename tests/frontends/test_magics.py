@@ -1,0 +1,266 @@
+"""The %kameleon and %%microstep magics in an in-process IPython, with real context shells."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+pytestmark = [pytest.mark.shell, pytest.mark.jupyter]
+
+# A rootless recipe whose "appliance" is a directory, checkpointed with rsync.
+RECIPE = """\
+checkpoint: rsync.yaml
+global:
+  greeting: hello
+  rootfs: $${kameleon_cwd}/rootfs
+  out_context:
+    cmd: bash
+    workdir: $${kameleon_cwd}
+  in_context:
+    cmd: bash
+    workdir: $${rootfs}
+bootstrap:
+  - make_rootfs:
+    - mkdir:
+      - exec_out: mkdir -p $${rootfs}/etc
+setup:
+  - configure:
+    - motd:
+      - exec_in: echo "$${greeting}" > etc/motd
+"""
+
+
+def run(ip, source):
+    """Run one cell; returns (result, captured stdout, captured displays as text)."""
+    with capture_output() as captured:
+        result = ip.run_cell(source)
+    shown = [o.data.get("text/plain", "") for o in captured.outputs]
+    return result, captured.stdout, shown
+
+
+def ok(ip, source):
+    result, out, shown = run(ip, source)
+    assert result.success, f"{source!r} failed: {result.error_in_exec}\n{out}"
+    return out, shown
+
+
+@pytest.fixture
+def recipe(tmp_path) -> Path:
+    path = tmp_path / "appliance.yaml"
+    path.write_text(RECIPE)
+    return path
+
+
+def rootfs(tmp_path: Path) -> Path:
+    return tmp_path / "build" / "appliance" / "rootfs"
+
+
+def test_usage_and_unknown_commands(ipython):
+    out, _ = ok(ipython, "%kameleon")
+    assert "%%microstep NAME" in out
+    assert "%kameleon checkpoints" in out
+    result, _, _ = run(ipython, "%kameleon frobnicate")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "unknown command 'frobnicate'" in str(result.error_in_exec)
+    out, _ = ok(ipython, "%%microstep --help\nignored\n")
+    assert "--on-checkpoint" in out
+
+
+def test_load_shows_the_plan(ipython, recipe):
+    _, shown = ok(ipython, f"%kameleon load {recipe.name}")
+    assert shown[0].startswith("recipe 'appliance': 2 microsteps")
+    assert "bootstrap  make_rootfs  mkdir" in shown[0]
+
+
+def test_load_errors_name_the_file(ipython, tmp_path):
+    result, _, _ = run(ipython, "%kameleon load missing.yaml")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "missing.yaml" in str(result.error_in_exec)
+    (tmp_path / "broken.yaml").write_text("global: [unclosed\n")
+    result, _, _ = run(ipython, "%kameleon load broken.yaml")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "broken.yaml" in str(result.error_in_exec)
+
+
+def test_magics_do_not_expand_python_variables(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    ipython.user_ns["x"] = "PYTHON"
+    out, _ = ok(ipython, '%%microstep show --context out\necho "$${greeting} {x} $HOME $x"\n')
+    assert out == f"hello {{x}} {os.environ['HOME']} \n"
+    out, _ = ok(ipython, "%kameleon shell local echo {x} $${greeting} $HOME")
+    assert out == f"{{x}} hello {os.environ['HOME']}\n"
+
+
+def test_cells_run_in_persistent_contexts_with_kameleon_semantics(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    ok(ipython, "%%microstep set_vars --context out\nexport ANSWER=42\ncd /tmp\n")
+    out, _ = ok(ipython, '%%microstep use_vars --context out\necho "$ANSWER $(pwd -P)"\n')
+    # variables persist across cells; cd does not (each command starts in the workdir;
+    # $PWD comes back as a variable, as upstream)
+    assert out == f"42 {recipe.parent / 'build' / 'appliance'}\n"
+    out, _ = ok(ipython, '%%microstep read_stdin --context out\nread line; echo "rc=$?"\n')
+    assert out == "rc=1\n"  # stdin is /dev/null: a read never hangs
+
+
+def test_yaml_bodies_run_kameleon_commands(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    out, shown = ok(
+        ipython,
+        "%%microstep two_contexts\n"
+        "# a comment first\n"
+        "- exec_out: echo from-out\n"
+        "- exec_local: echo from-local\n"
+        "- on_checkpoint: redo\n",
+    )
+    assert out == "from-out\nfrom-local\n"
+    assert shown == ["setup/notebook/two_contexts: ok"]
+    _, plan = ok(ipython, "%kameleon plan")
+    assert "notebook     two_contexts" in plan[0]
+    assert "redo" in plan[0]
+
+
+def test_a_failing_cell_raises_a_short_error_and_the_context_survives(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    result, out, _ = run(ipython, "%%microstep broken --context out\necho before\nfalse\n")
+    error = result.error_in_exec
+    assert type(error) is UsageError  # an instance of IPython's own class: no traceback
+    text = str(error)
+    assert text.startswith("setup/notebook/broken failed: [out] echo before")
+    assert "exited with status 1" in text
+    assert "  before" in text
+    assert out == "before\n"
+    out, _ = ok(ipython, "%%microstep broken --context out\necho fixed\n")
+    assert out == "fixed\n"
+
+
+def test_bad_cells_give_clear_errors(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    for source, expected in [
+        ("%%microstep\necho hi\n", "the following arguments are required: name"),
+        ("%%microstep a --context nowhere\necho\n", "invalid choice: 'nowhere'"),
+        ("%%microstep a\n- exec_in: [unclosed\n", "%%microstep a"),
+        ("%%microstep a\n\n", "the cell has no commands"),
+        ("%%microstep a\n- exec_in: echo $${nope}\n", "nope"),
+    ]:
+        result, _, _ = run(ipython, source)
+        assert isinstance(result.error_in_exec, UsageError), source
+        assert expected in str(result.error_in_exec), (source, str(result.error_in_exec))
+    # a rejected cell leaves the recipe as it was
+    _, plan = ok(ipython, "%kameleon plan")
+    assert plan[0].startswith("recipe 'appliance': 2 microsteps")
+
+
+def test_rerunning_a_cell_replaces_its_microstep(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    _, first = ok(ipython, "%kameleon plan")
+    ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\n")
+    _, shown = ok(ipython, '%%microstep motd\necho "$${greeting}" > etc/motd\n')
+    assert shown == ["setup/configure/motd: ok (replaced)"]  # found by name in the recipe
+    _, same = ok(ipython, "%kameleon plan")
+    assert same == first  # the same text gives the same id as the file's
+    ok(ipython, '%%microstep motd\necho "changed" > etc/motd\n')
+    _, changed = ok(ipython, "%kameleon plan")
+    assert changed[0].count("\n") == first[0].count("\n")  # replaced, not added
+    assert changed != first
+    assert (rootfs(recipe.parent) / "etc" / "motd").read_text() == "changed\n"
+
+
+def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
+    ok(ipython, f"%kameleon load {recipe.name} --enable-checkpoint")
+    _, shown = ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\n")
+    first_id = shown[0].rsplit(" ", 1)[1]
+    ok(ipython, "%%microstep motd\nexport MOOD=happy\necho one > etc/motd\n")
+    ok(ipython, "%%microstep more --context in\nexport MOOD=sad\necho two > etc/more\n")
+    assert (rootfs(tmp_path) / "etc" / "more").exists()
+
+    out, _ = ok(ipython, "%kameleon restore setup/configure/motd")
+    assert out.startswith("restored ")
+    assert "Restored checkpoint" in out
+    assert not (rootfs(tmp_path) / "etc" / "more").exists()
+    out, _ = ok(ipython, "%%microstep mood --context in\necho $MOOD\n")
+    assert out == "happy\n"  # the variables are back at that checkpoint too
+
+    out, _ = ok(ipython, f"%kameleon restore {first_id}")
+    assert not (rootfs(tmp_path) / "etc" / "motd").exists()
+
+    result, _, _ = run(ipython, "%kameleon restore nope")
+    assert "nope" in str(result.error_in_exec)
+
+    _, shown = ok(ipython, "%kameleon build --from-checkpoint last")
+    assert shown[-1].startswith("Build of 'appliance' done: 0 run, 4 from checkpoint")
+    ok(ipython, "%%microstep motd\necho three > etc/motd\n")
+    _, shown = ok(ipython, "%kameleon build -c")
+    summary = shown[-1]
+    # the motd cell checkpointed its new version: the rebuild restarts right after it
+    assert summary.startswith("Build of 'appliance' done: 2 run, 2 from checkpoint"), summary
+    assert (rootfs(tmp_path) / "etc" / "motd").read_text() == "three\n"
+
+    # the notebook's build dir is the CLI's: the CLI sees the same checkpoints
+    listing = subprocess.run(
+        ["kameleon", "build", "-l", recipe.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr
+    # the file still has the old motd: only the unchanged first step is valid for it
+    assert "bootstrap/make_rootfs/mkdir" in listing.stdout
+    assert "setup/configure/motd" not in listing.stdout
+
+
+def test_build_failure_stops_with_the_failing_step(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    ok(ipython, "%%microstep later --context out\ntrue\n")
+    result, _, _ = run(ipython, "%%microstep later --context out\nexit 3\n")
+    assert "exited with status 3" in str(result.error_in_exec)
+    result, _, _ = run(ipython, "%kameleon build")
+    assert type(result.error_in_exec) is UsageError
+    assert "setup/notebook/later failed: [out] exit 3 exited with status 3" in str(
+        result.error_in_exec
+    )
+
+
+def test_vars_and_shell(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name} -g greeting:bonjour")
+    _, shown = ok(ipython, "%kameleon vars")
+    assert "greeting" in shown[0]
+    assert "bonjour" in shown[0]
+    out, _ = ok(ipython, "%kameleon shell out pwd")
+    assert out.strip().endswith("build/appliance")
+    result, _, _ = run(ipython, "%kameleon shell nowhere ls")
+    assert "usage: %kameleon shell" in str(result.error_in_exec)
+    result, _, _ = run(ipython, "%kameleon shell out exit 4")
+    assert "exited with status 4" in str(result.error_in_exec)
+
+
+def test_a_notebook_without_recipe_gets_an_empty_one(ipython, tmp_path):
+    out, shown = ok(ipython, "%%microstep hello --context local\necho hi\n")
+    assert out == "hi\n"
+    assert shown == ["setup/notebook/hello: ok"]
+    _, plan = ok(ipython, "%kameleon plan")
+    assert plan[0].startswith("recipe 'notebook': 1 microsteps")
+
+
+def _children() -> set[int]:
+    found = subprocess.run(
+        ["pgrep", "-P", str(os.getpid())], capture_output=True, text=True, check=False
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_unload_ext_closes_every_shell(ipython, recipe):
+    before = _children()
+    ok(ipython, f"%kameleon load {recipe.name}")
+    ok(ipython, "%%microstep a --context out\ntrue\n")
+    ok(ipython, "%%microstep b --context local\ntrue\n")
+    assert len(_children() - before) >= 2
+    ipython.run_line_magic("unload_ext", "kameleon_nb")
+    assert _children() - before == set()
+    assert "microstep" not in ipython.magics_manager.magics["cell"]
+    ipython.run_line_magic("load_ext", "kameleon_nb")  # the fixture unloads it again

@@ -1,0 +1,179 @@
+"""The checkpoint table and the build progress, headless: real session, clicks from Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kameleon_nb.core.cells import parse_microstep_line
+from kameleon_nb.core.plan import BuildOptions
+from kameleon_nb.engine.events import CommandOutput
+from kameleon_nb.engine.session import Session
+from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
+
+pytestmark = [pytest.mark.shell, pytest.mark.jupyter]
+
+RECIPE = """\
+checkpoint: rsync.yaml
+global:
+  rootfs: $${kameleon_cwd}/rootfs
+  out_context:
+    cmd: bash
+    workdir: $${kameleon_cwd}
+  in_context:
+    cmd: bash
+    workdir: $${rootfs}
+bootstrap:
+  - make:
+    - rootfs:
+      - exec_out: mkdir -p $${rootfs}/etc
+setup:
+  - files:
+    - one:
+      - exec_in: echo one > etc/one
+    - two:
+      - exec_in: export LEVEL=two; echo two > etc/two
+      - exec_in: for i in 1 2 3; do echo "line $i"; done
+    - three:
+      - exec_in: echo three > etc/three
+"""
+
+
+@pytest.fixture
+def session(tmp_path) -> Session:
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    with Session.open("r.yaml", cwd=str(tmp_path), checkpointing=True) as session:
+        yield session
+
+
+def etc(tmp_path: Path) -> set[str]:
+    return {p.name for p in (tmp_path / "build" / "r" / "rootfs" / "etc").iterdir()}
+
+
+def cell(session, line, body):
+    return session.run_cell(parse_microstep_line(line), body)
+
+
+def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back(session, tmp_path):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    slugs = [r.slug for r in table.rows]
+    assert slugs == [
+        "bootstrap/make/rootfs",
+        "setup/files/one",
+        "setup/files/two",
+        "setup/files/three",
+    ]
+    assert all(r.valid for r in table.rows)
+    assert all(r.size is not None and r.size >= 0 for r in table.rows)
+    assert "4 (4 valid)" in table.title.value
+    assert etc(tmp_path) == {"one", "two", "three"}
+
+    two = table.rows[2].step_id
+    restore, _delete = table.buttons[two]
+    restore.click()
+    assert etc(tmp_path) == {"one", "two"}
+    assert f"Restored checkpoint {two} (setup/files/two)" in table.status.value
+    result = cell(session, "check --context in", 'echo "$LEVEL"; ls etc')
+    assert result.microstep.slug == "setup/notebook/check"
+
+    restore, _ = table.buttons[table.rows[1].step_id]
+    restore.click()
+    assert etc(tmp_path) == {"one"}
+
+
+def test_delete_and_refresh(session):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    assert session.can_delete
+    victim = table.rows[-1].step_id
+    _, delete = table.buttons[victim]
+    delete.click()
+    assert victim not in {r.step_id for r in table.rows}
+    assert "Deleted checkpoint" in table.status.value
+    assert victim not in {r.step_id for r in session.checkpoints()}
+    # a new checkpoint shows up by itself: the table listens to the session
+    cell(session, "four", "echo four > etc/four")
+    assert table.rows[-1].slug == "setup/notebook/four"
+    table.refresh_button.click()
+    assert table.rows[-1].slug == "setup/notebook/four"
+
+
+def test_edited_steps_make_later_checkpoints_stale(session):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    before = {r.slug: r.step_id for r in table.rows}
+    result = cell(session, "one", "echo ONE > etc/one")
+    valid = {r.step_id: r.valid for r in table.rows}
+    assert valid[before["bootstrap/make/rootfs"]] is True
+    assert valid[result.checkpoint] is True  # the new version, just created
+    # the old "one", and "two" and "three" whose ids depended on it, are stale
+    for slug in ("setup/files/one", "setup/files/two", "setup/files/three"):
+        assert valid[before[slug]] is False
+    assert [r.valid for r in table.rows] == [True, True, False, False, False]
+    assert "stale" in str([c.value for c in table.grid.children if hasattr(c, "value")])
+
+
+def test_buttons_are_disabled_while_a_step_runs(session):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    seen: list[bool] = []
+
+    def watch(event):
+        if isinstance(event, CommandOutput):
+            seen.append(
+                table.refresh_button.disabled and all(r.disabled for r, _ in table.buttons.values())
+            )
+
+    session.subscribe(watch)
+    cell(session, "noisy --context in", "echo running")
+    assert seen
+    assert all(seen)
+    assert not table.refresh_button.disabled
+    assert not any(r.disabled for r, _ in table.buttons.values())
+
+
+def test_a_failed_restore_is_reported_in_the_table(session, tmp_path):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    store = tmp_path / "build" / "r" / "checkpoints" / "rsync"
+    victim = table.rows[0].step_id
+    (store / victim).rename(store / "elsewhere")  # lost behind the mechanism's back
+    restore, _ = table.buttons[victim]
+    restore.click()
+    assert "Restore failed" in table.status.value
+
+
+def test_build_progress_follows_the_build(session):
+    progress = BuildProgress()
+    session.subscribe(progress)
+    session.build(BuildOptions(checkpointing=True))
+    assert progress.bar.value == progress.bar.max == 4
+    assert progress.bar.bar_style == "success"
+    assert progress.current.value == "done"
+    titles = list(progress.steps.titles)
+    assert any(t.startswith("✔ setup/files/two") for t in titles)
+    index = next(i for i, t in enumerate(titles) if "setup/files/two" in t)
+    text = progress.steps.children[index].outputs[0]["text"]
+    assert text == "line 1\nline 2\nline 3\n"
+
+    # a rebuild from the last checkpoint runs nothing
+    again = BuildProgress()
+    session.subscribe(again)
+    session.build(BuildOptions(checkpointing=True, from_checkpoint="last"))
+    assert again.bar.value == 4
+    assert len(again.steps.children) == 1  # only the restore's own output
+    assert again.steps.titles[0].startswith("✔ restore ")
+
+
+def test_build_progress_shows_the_failing_step(session):
+    session.define(parse_microstep_line("boom --section setup --macrostep files"), "exit 7")
+    progress = BuildProgress()
+    session.subscribe(progress)
+    with pytest.raises(Exception, match="exit status 7"):
+        session.build(BuildOptions())
+    assert progress.bar.bar_style == "danger"
+    assert progress.current.value == "failed at setup/files/boom"
+    selected = progress.steps.selected_index
+    assert progress.steps.titles[selected] == "✘ setup/files/boom"
