@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parent / "data"
+
+# Notebooks that are test inputs, not tests (nbval would run every .ipynb it finds).
+collect_ignore_glob = ["data/*", "browser/data/*"]
 COMPAT = DATA / "compat"
 
 

@@ -172,6 +172,10 @@ class Session:
                 checkpoints=self._engine["checkpoints"],  # type: ignore[arg-type]
                 isolate_mounts=bool(self._engine["isolate_mounts"]),
             )
+            if self.checkpointing and self._builder.has_mechanism:
+                # as a build would: "list" also prepares the mechanism (overlay mounts the
+                # rootfs in the new build namespace), so single cells see the tree
+                self._builder.existing_checkpoints()
         return self._builder
 
     def close(self) -> None:
@@ -336,6 +340,21 @@ class Session:
                 Command(key, command, f"{key}: {command}"), interactive=False
             )
 
+    def set_globals(self, values: dict[str, str]) -> None:
+        """Override global variables (``-g key:value``) from now on, and resolve again.
+
+        Raises:
+            KameleonError: the recipe no longer resolves (the overrides are dropped).
+        """
+        before = dict(self.cli_globals)
+        self.cli_globals.update(values)
+        try:
+            recipe = self._resolve()
+        except KameleonError:
+            self.cli_globals = before
+            raise
+        self._set_recipe(recipe)
+
     # ------------------------------------------------------------------ builds
     def build(self, options: BuildOptions) -> BuildResult:
         """Build the whole recipe as it is now (``%kameleon build``).
@@ -362,9 +381,7 @@ class Session:
             ids = builder.existing_checkpoints(refresh=True)
             rows: list[CheckpointInfo] = []
             current = {m.step_id: m for m in existing_rows(self.recipe, ids)}
-            for step_id in sorted(
-                ids, key=lambda i: (current[i].order if i in current else 1 << 30, i)
-            ):
+            for step_id in ids:
                 record = builder.records.get(step_id)
                 microstep = current.get(step_id)
                 rows.append(
@@ -377,6 +394,8 @@ class Session:
                         order=microstep.order if microstep else None,
                     )
                 )
+        # valid ones in recipe order, then stale ones from the oldest
+        rows.sort(key=lambda r: (not r.valid, r.order or 0, r.created or 0.0, r.step_id))
         return rows
 
     @property
@@ -396,7 +415,7 @@ class Session:
             raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
         rows = self.checkpoints()
         target = self._find(rows, wanted)
-        with self._working(changes_checkpoints=True):
+        with self._working():
             builder.restore_checkpoint(target.step_id, target.slug)
         return target
 

@@ -18,7 +18,15 @@ from kameleon_nb.engine.builder import BuildResult
 from kameleon_nb.engine.events import Failure
 from kameleon_nb.engine.session import CellResult
 
-__all__ = ["BuildSummary", "CellSummary", "PlanView", "VarsView", "failure_text", "html_table"]
+__all__ = [
+    "BuildSummary",
+    "CellSummary",
+    "PlanView",
+    "VarsView",
+    "failure_text",
+    "html_table",
+    "text_table",
+]
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, caption: str = "") -> str:

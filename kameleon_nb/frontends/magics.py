@@ -38,6 +38,7 @@ from kameleon_nb.engine.events import CommandOutput, Level, Message
 from kameleon_nb.engine.session import Session
 from kameleon_nb.errors import KameleonError
 from kameleon_nb.errors import UsageError as KameleonUsageError
+from kameleon_nb.frontends.console import ConsoleSink
 from kameleon_nb.frontends.display import (
     BuildSummary,
     CellSummary,
@@ -58,8 +59,9 @@ USAGE = """\
                          run the cell (shell, or Kameleon commands when it starts with
                          "- ") as that microstep, now, and keep it in the recipe
 %kameleon build [-c] [-F ID|STEP|last] [-B ID] [-E ID] [--microstep-checkpoints first|all]
-                [-g key:value ...]
-                         build the whole recipe, with live progress
+                [-g key:value ...] [--console]
+                         build the whole recipe, with live progress (--console: and
+                         the log 'kameleon build' prints)
 %kameleon plan           the recipe's microsteps and checkpoint ids
 %kameleon checkpoints    the checkpoint table (Restore, Delete, Refresh)
 %kameleon restore ID|STEP|last
@@ -77,6 +79,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = new_parser("%kameleon build")
     add_globals_option(parser)
     add_checkpoint_options(parser)
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="also print the build log, as 'kameleon build' prints it",
+    )
     return parser
 
 
@@ -98,7 +105,7 @@ class KameleonMagics(Magics):
 
     # ------------------------------------------------------------------ session
     def close(self) -> None:
-        """Close the session's context shells."""
+        """Close the session's context shells and forget the session (unload, new load)."""
         if self.session is not None:
             self.session.close()
             self.session = None
@@ -187,7 +194,7 @@ class KameleonMagics(Magics):
             "shell": self._shell,
             "vars": lambda _rest, _cell: display(VarsView(self._session().recipe)),
             "export": self._export,
-            "close": lambda _rest, _cell: self.close(),
+            "close": lambda _rest, _cell: self._session().close(),
         }
 
     def _load(self, rest: str, _cell: str | None) -> None:
@@ -206,16 +213,23 @@ class KameleonMagics(Magics):
         args = _build_parser().parse_args(_words(rest, "%kameleon build"))
         session = self._session()
         if args.globals:
-            session.cli_globals.update(parse_global(g) for g in args.globals)
+            session.set_globals(dict(parse_global(g) for g in args.globals))
         options = build_options(args)
         progress = BuildProgress()
         display(progress)
         unsubscribe = session.subscribe(progress)
+        console = ConsoleSink(sys.stdout, colour=False) if args.console else None
         try:
-            with self._streaming_messages(session):
-                result = session.build(options)
+            if console is not None:
+                with _subscribed(session, console):
+                    result = session.build(options)
+            else:
+                with self._streaming_messages(session):
+                    result = session.build(options)
         finally:
             unsubscribe()
+            if console is not None:
+                console.flush_output()
         display(BuildSummary(session.recipe.name, result))
 
     @contextmanager
@@ -290,6 +304,15 @@ def _one_word(rest: str, usage: str) -> str:
     if len(words) != 1:
         raise KameleonUsageError(f"usage: {usage}")
     return words[0]
+
+
+@contextmanager
+def _subscribed(session: Session, listener: Callable[[Any], None]) -> Iterator[None]:
+    unsubscribe = session.subscribe(listener)
+    try:
+        yield
+    finally:
+        unsubscribe()
 
 
 @contextmanager

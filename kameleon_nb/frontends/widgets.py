@@ -25,6 +25,7 @@ from kameleon_nb.engine.events import (
 )
 from kameleon_nb.engine.session import CheckpointInfo, Session, SessionChanged
 from kameleon_nb.errors import KameleonError
+from kameleon_nb.frontends.display import text_table
 
 __all__ = ["BuildProgress", "CheckpointTable", "human_size"]
 
@@ -89,8 +90,9 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         except KameleonError as err:
             self._say(f"Cannot list checkpoints: {err}", error=True)
             return
-        self.rows = rows
-        self._render()
+        if rows != self.rows or not self.grid.children:
+            self.rows = rows
+            self._render()
 
     def restore(self, step_id: str) -> None:
         """What a row's Restore button does."""
@@ -118,9 +120,28 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.refresh()
         self._say(f"Deleted checkpoint {info.step_id} ({info.slug}).")
 
+    def __repr__(self) -> str:
+        """The table as text (what a frontend without widgets shows)."""
+        header = ("id", "step", "created", "size", "state")
+        rows = [
+            (
+                r.step_id,
+                r.slug,
+                _created(r.created),
+                human_size(self._size(r.step_id, r.size)),
+                "valid" if r.valid else "stale",
+            )
+            for r in self.rows
+        ]
+        title = f"Checkpoints of '{self.session.recipe.name}': {len(rows)}"
+        return title + ("\n" + text_table(header, rows) if rows else "")
+
     def close(self) -> None:
-        """Stop listening to the session, then close the widget."""
+        """Stop listening to the session, then close the widget and its parts."""
         self._unsubscribe()
+        for widget in (*self.grid.children, self.grid, self.title, self.status):
+            widget.close()
+        self.refresh_button.close()
         super().close()
 
     # ------------------------------------------------------------------ drawing
@@ -147,9 +168,14 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.buttons = {}
         can_delete = self.session.can_delete
         for row in self.rows:
-            restore = w.Button(description="Restore", tooltip=f"Restore {row.step_id}")
+            restore = w.Button(
+                description="Restore",
+                tooltip=f"Restore {row.step_id}",
+                layout=w.Layout(width="auto"),
+            )
             delete = w.Button(
                 description="Delete",
+                layout=w.Layout(width="auto"),
                 tooltip=f"Delete {row.step_id}"
                 if can_delete
                 else "This mechanism has no 'delete' hook",
@@ -173,7 +199,10 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             ]
         if not self.rows:
             cells.append(w.Label("No checkpoint yet."))
+        old = self.grid.children
         self.grid.children = cells
+        for widget in old:  # closed, or every refresh would leak widgets (and comms)
+            widget.close()
 
     def _set_busy(self, busy: bool) -> None:
         can_delete = self.session.can_delete if not busy else False
@@ -227,6 +256,10 @@ class BuildProgress(w.VBox):  # type: ignore[misc]
         self._flushed = 0.0
         super().__init__([w.HBox([self.bar, self.current, self.elapsed]), self.steps], **kwargs)
         self.add_class("kameleon-progress")
+
+    def __repr__(self) -> str:
+        """One line of text (what a frontend without widgets shows)."""
+        return f"Build progress: {self.done}/{self.total} microsteps, {self.current.value}"
 
     def __call__(self, event: object) -> None:
         """Take one build event (the progress view is a session listener)."""

@@ -188,6 +188,10 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
     out, _ = ok(ipython, f"%kameleon restore {first_id}")
     assert not (rootfs(tmp_path) / "etc" / "motd").exists()
 
+    ok(ipython, "%kameleon close")  # stops the shells, keeps the recipe and its state
+    _, shown = ok(ipython, "%kameleon plan")
+    assert shown[0].startswith("recipe 'appliance'")
+
     result, _, _ = run(ipython, "%kameleon restore nope")
     assert "nope" in str(result.error_in_exec)
 
