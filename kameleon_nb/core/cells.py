@@ -257,7 +257,8 @@ def body_commands(
     """
     items: list[object]
     if is_yaml_body(body):
-        data = parse_yaml(body, source=source)
+        # a cell may lack the final newline a file has: a closing "|" block needs it
+        data = parse_yaml(body if body.endswith("\n") else body + "\n", source=source)
         if not isinstance(data, list):
             raise RecipeError(f"{source}: a YAML body must be a list of commands")
         if context is not None:

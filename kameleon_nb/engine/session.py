@@ -36,6 +36,14 @@ from kameleon_nb.errors import BuildError, KameleonError, RecipeError
 __all__ = ["CellResult", "CheckpointInfo", "Session", "SessionChanged", "SessionListener"]
 
 
+_START = ""  # the session's head before anything ran
+
+
+def _out_of_line(previous: Microstep | None) -> str:
+    where = previous.slug if previous else "the start"
+    return f"not checkpointed (the tree is not at {where}, the step before it)"
+
+
 @dataclass(frozen=True, slots=True)
 class SessionChanged:
     """The session started or finished work (``busy``), or its checkpoints changed."""
@@ -72,12 +80,18 @@ class CheckpointInfo:
 
 @dataclass(frozen=True, slots=True)
 class CellResult:
-    """What a ``%%microstep`` cell did."""
+    """What a ``%%microstep`` cell did.
 
-    microstep: Microstep
+    ``microstep`` is None for a cell whose microstep has no commands of its own (only
+    hooks such as ``on_setup_init``): it is recorded in the recipe, nothing runs.
+    """
+
+    slug: str
+    microstep: Microstep | None
     seconds: float
     checkpoint: StepId | None
     replaced: bool
+    note: str = ""
 
 
 class Session:
@@ -117,6 +131,11 @@ class Session:
         }
         self._builder: Builder | None = None
         self._recorded = False
+        #: the microstep whose state the tree is in (its id), _START before anything
+        #: ran, None when unknown (a failure, a cell run out of build order): a cell is
+        #: checkpointed only when the tree is at the microstep before it, or its
+        #: checkpoint would claim steps that never ran
+        self._head: str | None = _START
         #: the cells that defined microsteps, by (section, macrostep, name), in the
         #: order they were first run (what ``%kameleon export`` writes)
         self.cells: dict[tuple[str, str, str], tuple[MicrostepLine, str]] = {}
@@ -253,9 +272,10 @@ class Session:
             )
         return line.section or DEFAULT_SECTION, line.macrostep or DEFAULT_MACROSTEP
 
-    def define(self, line: MicrostepLine, body: str, *, source: str = "cell") -> Microstep:
+    def define(self, line: MicrostepLine, body: str, *, source: str = "cell") -> Microstep | None:
         """Add or replace the microstep of a cell in the recipe, without running it.
 
+        Returns the microstep, or None when it has no commands of its own (hooks only).
         On a recipe error the recipe is left as it was.
         """
         section, macrostep = self.locate(line)
@@ -269,7 +289,10 @@ class Session:
             raise
         self._set_recipe(recipe)
         self.cells[(section, macrostep, line.name)] = (line, body)
-        return self.microstep(section, macrostep, line.name)
+        try:
+            return self.microstep(section, macrostep, line.name)
+        except RecipeError:
+            return None  # the resolver dropped it: no commands, only hooks
 
     def microstep(self, section: str, macrostep: str, name: str) -> Microstep:
         """A microstep of the current recipe.
@@ -297,24 +320,43 @@ class Session:
         target = (*self.locate(line), line.name)
         existed = any((m.section, m.macrostep, m.name) == target for m in self.recipe.microsteps())
         microstep = self.define(line, body, source=source)
+        if microstep is None:
+            return CellResult("/".join(target), None, 0.0, None, existed)
+        previous = self._previous(microstep)
+        in_line = self._head == (previous.step_id if previous else _START)
         started = time.monotonic()
         with self._working(changes_checkpoints=self.checkpointing):
             builder = self.builder
             if not self._recorded:  # keeps the uuid for later sessions and the CLI
                 write_build_recipe(self.recipe)
                 self._recorded = True
+            self._head = None
             builder.run_microstep(microstep)
             seconds = time.monotonic() - started
+            self._head = microstep.step_id if in_line else None
             step = plan_microstep(microstep, self.checkpointing)
             wanted = step.action is Action.RUN and step.checkpoint_reason is None
+            note = ""
+            if self.checkpointing and builder.has_mechanism and wanted and not in_line:
+                note = _out_of_line(previous)
             checkpointed = (
                 self.checkpointing
                 and builder.has_mechanism
                 and wanted
+                and in_line
                 and builder.create_checkpoint(microstep)
             )
             created = microstep.step_id if checkpointed else None
-        return CellResult(microstep, seconds, created, existed)
+        return CellResult(microstep.slug, microstep, seconds, created, existed, note)
+
+    def _previous(self, microstep: Microstep) -> Microstep | None:
+        """The microstep before ``microstep`` in build order, if any."""
+        previous = None
+        for candidate in self.recipe.microsteps():
+            if candidate.order == microstep.order:
+                return previous
+            previous = candidate
+        return previous
 
     def run_command(self, context: ContextName, command: str) -> None:
         """Run one ad hoc command in a context (``%kameleon shell``); not recorded.
@@ -369,7 +411,11 @@ class Session:
             builder = self.builder
             if builder.has_mechanism:
                 builder.existing_checkpoints(refresh=True)
-            return builder.build(options)
+            self._head = None
+            result = builder.build(options)
+            last = list(self.recipe.microsteps())
+            self._head = last[-1].step_id if last else _START
+            return result
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoints(self) -> list[CheckpointInfo]:
@@ -416,7 +462,9 @@ class Session:
         rows = self.checkpoints()
         target = self._find(rows, wanted)
         with self._working():
+            self._head = None
             builder.restore_checkpoint(target.step_id, target.slug)
+            self._head = target.step_id
         return target
 
     def delete(self, wanted: str) -> CheckpointInfo:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kameleon_nb._version import UPSTREAM, VERSION
+from kameleon_nb.core.options import add_checkpoint_options
 from kameleon_nb.errors import BuildError, KameleonError, UsageError
 
 __all__ = ["main"]
@@ -89,37 +90,7 @@ def _build_parser() -> _Parser:
     )
     build.add_argument("-d", "--dryrun", action="store_true", help="print the plan, run nothing")
     build.add_argument("--relative", action="store_true", help="dry run: relative paths")
-    build.add_argument(
-        "-F",
-        "--from-checkpoint",
-        metavar="ID|STEP|last",
-        help="restart from this checkpoint (turns checkpointing on)",
-    )
-    build.add_argument(
-        "-B",
-        "--begin-checkpoint",
-        metavar="ID|STEP",
-        help="create checkpoints only from this step on",
-    )
-    build.add_argument(
-        "-E", "--end-checkpoint", metavar="ID|STEP", help="create no checkpoints after this step"
-    )
-    build.add_argument(
-        "-c",
-        "--enable-checkpointing",
-        "--enable-checkpoint",
-        dest="checkpointing",
-        action="store_true",
-        help="create and use checkpoints",
-    )
-    build.add_argument(
-        "--microstep-checkpoints",
-        "--microstep-checkpoint",
-        dest="microstep_checkpoints",
-        choices=["first", "all"],
-        default="all",
-        help="'first': at most one checkpoint per macrostep",
-    )
+    add_checkpoint_options(build)
     build.add_argument(
         "-l",
         "--list-checkpoints",
@@ -157,6 +128,20 @@ def _build_parser() -> _Parser:
     _add_globals(info)
     info.add_argument("--relative", action="store_true", help="relative paths")
     info.add_argument("--from-cache", help="(unused, as upstream)")
+
+    notebook = commands.add_parser("notebook", help="write a Jupyter notebook for a recipe")
+    notebook.add_argument("recipe", nargs="?", help="the recipe file (.yaml may be omitted)")
+    notebook.add_argument(
+        "-o", "--output", metavar="NOTEBOOK.ipynb", help="default: <recipe name>.ipynb next to it"
+    )
+    notebook.add_argument("-f", "--force", action="store_true", help="overwrite the notebook")
+    _add_common(notebook)
+    _add_globals(notebook)
+
+    export = commands.add_parser("export-recipe", help="write the recipe of a notebook")
+    export.add_argument("notebook", nargs="?", help="the .ipynb file")
+    export.add_argument("-o", "--output", metavar="DIR", help="default: the notebook's directory")
+    _add_common(export)
     return parser
 
 
@@ -190,6 +175,21 @@ def _run(argv: Sequence[str]) -> int:
                 'Usage: "kameleon info [RECIPE_PATH]..."'
             )
         return commands.info(recipes, cli_globals, relative=args.relative)
+    if args.command == "notebook":
+        recipe = args.recipe or (stray[0] if stray else None)
+        if recipe is None or (args.recipe and stray):
+            raise UsageError(
+                'ERROR: "kameleon notebook" takes one recipe\n'
+                'Usage: "kameleon notebook RECIPE_PATH [-o NOTEBOOK.ipynb] [-g key:value ...]"'
+            )
+        return commands.notebook(recipe, cli_globals, output=args.output, force=args.force)
+    if args.command == "export-recipe":
+        if not args.notebook:
+            raise UsageError(
+                'ERROR: "kameleon export-recipe" was called with no arguments\n'
+                'Usage: "kameleon export-recipe NOTEBOOK.ipynb [-o DIR]"'
+            )
+        return commands.export_recipe(args.notebook, output=args.output)
     recipe = _recipe_argument(args, stray)
     return commands.build(recipe, cli_globals, args)
 

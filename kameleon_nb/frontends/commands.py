@@ -7,11 +7,12 @@ import os
 import sys
 from collections.abc import Mapping
 
-from kameleon_nb.core.plan import BuildOptions, checkpoint_rows
+from kameleon_nb.core.options import build_options
+from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
 from kameleon_nb.frontends.render import checkpoint_table, dryrun_lines, info_lines
 
-__all__ = ["build", "info"]
+__all__ = ["build", "export_recipe", "info", "notebook"]
 
 
 def _say(lines: list[str]) -> None:
@@ -27,20 +28,9 @@ def info(recipes: list[str], cli_globals: Mapping[str, str], *, relative: bool) 
     return 0
 
 
-def _build_options(args: argparse.Namespace) -> BuildOptions:
-    checkpointing = bool(args.checkpointing or args.from_checkpoint)
-    return BuildOptions(
-        checkpointing=checkpointing,
-        from_checkpoint=args.from_checkpoint,
-        begin=args.begin_checkpoint,
-        end=args.end_checkpoint,
-        first_only=args.microstep_checkpoints == "first",
-    )
-
-
 def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -> int:
     """``kameleon build``: dry run, clean, list or a real build (in that precedence)."""
-    options = _build_options(args)
+    options = build_options(args)
     for key, value in cli_globals.items():
         print(f"CLI Global variable override: {key} => {value}")
     recipe = open_recipe(
@@ -70,3 +60,21 @@ def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -
     from kameleon_nb.frontends.console import run_build  # noqa: PLC0415
 
     return run_build(recipe, options, args)
+
+
+def notebook(
+    recipe: str, cli_globals: Mapping[str, str], *, output: str | None, force: bool
+) -> int:
+    """``kameleon notebook``: write a notebook whose cells are the recipe's microsteps."""
+    from kameleon_nb.frontends.notebook import recipe_notebook  # noqa: PLC0415
+
+    _say([str(recipe_notebook(recipe, output, cli_globals=cli_globals, force=force))])
+    return 0
+
+
+def export_recipe(notebook: str, *, output: str | None) -> int:
+    """``kameleon export-recipe``: write the recipe (and its step files) of a notebook."""
+    from kameleon_nb.frontends.notebook import export_notebook  # noqa: PLC0415
+
+    _say([str(export_notebook(notebook, output))])
+    return 0

@@ -118,11 +118,15 @@ class CellSummary:
     def text(self) -> str:
         """``setup/notebook/hello: ok (replaced), checkpoint 1a2b3c4d5e6f``."""
         result = self.result
-        parts = [f"{result.microstep.slug}: ok"]
+        if result.microstep is None:
+            return f"{result.slug}: defined (no commands of its own, only hooks)"
+        parts = [f"{result.slug}: ok"]
         if result.replaced:
             parts[0] += " (replaced)"
         if result.checkpoint:
             parts.append(f"checkpoint {result.checkpoint}")
+        if result.note:
+            parts.append(result.note)
         return ", ".join(parts)
 
     def _repr_html_(self) -> str:

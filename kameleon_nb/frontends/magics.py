@@ -13,7 +13,7 @@ import dataclasses
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -133,22 +133,17 @@ class KameleonMagics(Magics):
             self.session = Session.scratch(timeout=self.timeout)
         return self.session
 
-    @contextmanager
-    def _streaming(self, session: Session) -> Iterator[None]:
-        """Show command output and warnings in the cell while it runs."""
+    @staticmethod
+    def _streaming(session: Session, *, output: bool = True) -> AbstractContextManager[None]:
+        """Show command output (unless ``output`` is False) and warnings while it runs."""
 
         def show(event: object) -> None:
-            if isinstance(event, CommandOutput):
+            if output and isinstance(event, CommandOutput):
                 sys.stdout.write(event.text)
             elif isinstance(event, Message) and event.level in (Level.WARNING, Level.ERROR):
                 sys.stderr.write(event.text + "\n")
 
-        unsubscribe = session.subscribe(show)
-        try:
-            yield
-        finally:
-            unsubscribe()
-            sys.stdout.flush()
+        return _subscribed(session, show)
 
     # ------------------------------------------------------------------ magics
     @cell_magic
@@ -217,32 +212,19 @@ class KameleonMagics(Magics):
         options = build_options(args)
         progress = BuildProgress()
         display(progress)
-        unsubscribe = session.subscribe(progress)
         console = ConsoleSink(sys.stdout, colour=False) if args.console else None
+        log = (
+            _subscribed(session, console)
+            if console is not None
+            else self._streaming(session, output=False)
+        )
         try:
-            if console is not None:
-                with _subscribed(session, console):
-                    result = session.build(options)
-            else:
-                with self._streaming_messages(session):
-                    result = session.build(options)
+            with _subscribed(session, progress), log:
+                result = session.build(options)
         finally:
-            unsubscribe()
             if console is not None:
                 console.flush_output()
         display(BuildSummary(session.recipe.name, result))
-
-    @contextmanager
-    def _streaming_messages(self, session: Session) -> Iterator[None]:
-        def show(event: object) -> None:
-            if isinstance(event, Message) and event.level in (Level.WARNING, Level.ERROR):
-                sys.stderr.write(event.text + "\n")
-
-        unsubscribe = session.subscribe(show)
-        try:
-            yield
-        finally:
-            unsubscribe()
 
     def _restore(self, rest: str, _cell: str | None) -> None:
         wanted = _one_word(rest, "%kameleon restore ID|STEP|last")
@@ -313,6 +295,7 @@ def _subscribed(session: Session, listener: Callable[[Any], None]) -> Iterator[N
         yield
     finally:
         unsubscribe()
+        sys.stdout.flush()
 
 
 @contextmanager

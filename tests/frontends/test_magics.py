@@ -182,8 +182,13 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
     assert out.startswith("restored ")
     assert "Restored checkpoint" in out
     assert not (rootfs(tmp_path) / "etc" / "more").exists()
-    out, _ = ok(ipython, "%%microstep mood --context in\necho $MOOD\n")
+    out, shown = ok(ipython, "%%microstep mood --context in\necho $MOOD\n")
     assert out == "happy\n"  # the variables are back at that checkpoint too
+    # the tree is at motd, not at "more" (the step before mood): no checkpoint would be true
+    assert shown == [
+        "setup/notebook/mood: ok, not checkpointed (the tree is not at setup/notebook/more, "
+        "the step before it)"
+    ]
 
     out, _ = ok(ipython, f"%kameleon restore {first_id}")
     assert not (rootfs(tmp_path) / "etc" / "motd").exists()
@@ -196,12 +201,13 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
     assert "nope" in str(result.error_in_exec)
 
     _, shown = ok(ipython, "%kameleon build --from-checkpoint last")
-    assert shown[-1].startswith("Build of 'appliance' done: 0 run, 4 from checkpoint")
+    assert shown[-1].startswith("Build of 'appliance' done: 1 run, 3 from checkpoint")
     ok(ipython, "%%microstep motd\necho three > etc/motd\n")
     _, shown = ok(ipython, "%kameleon build -c")
     summary = shown[-1]
-    # the motd cell checkpointed its new version: the rebuild restarts right after it
-    assert summary.startswith("Build of 'appliance' done: 2 run, 2 from checkpoint"), summary
+    # the motd cell ran on the built tree (not right after mkdir): it was not checkpointed,
+    # so the rebuild restarts after mkdir and runs motd and what follows
+    assert summary.startswith("Build of 'appliance' done: 3 run, 1 from checkpoint"), summary
     assert (rootfs(tmp_path) / "etc" / "motd").read_text() == "three\n"
 
     # the notebook's build dir is the CLI's: the CLI sees the same checkpoints
@@ -268,3 +274,13 @@ def test_unload_ext_closes_every_shell(ipython, recipe):
     assert _children() - before == set()
     assert "microstep" not in ipython.magics_manager.magics["cell"]
     ipython.run_line_magic("load_ext", "kameleon_nb")  # the fixture unloads it again
+
+
+def test_a_cell_with_only_hooks_is_kept_and_runs_with_its_section(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    _, shown = ok(
+        ipython, "%%microstep hooks\n- on_setup_clean:\n  - exec_local: echo cleaning up\n"
+    )
+    assert shown == ["setup/notebook/hooks: defined (no commands of its own, only hooks)"]
+    out, _ = ok(ipython, "%kameleon build --console")
+    assert "[local] cleaning up" in out

@@ -104,6 +104,9 @@ def test_edited_steps_make_later_checkpoints_stale(session):
     session.build(BuildOptions(checkpointing=True))
     table = CheckpointTable(session)
     before = {r.slug: r.step_id for r in table.rows}
+    session.restore(
+        "bootstrap/make/rootfs"
+    )  # the step before "one": its new version is checkpointed
     result = cell(session, "one", "echo ONE > etc/one")
     valid = {r.step_id: r.valid for r in table.rows}
     assert valid[before["bootstrap/make/rootfs"]] is True
