@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kameleon_nb.core.contexts import ContextName
@@ -39,7 +38,6 @@ __all__ = [
     "RecipeLine",
     "add_globals_option",
     "body_commands",
-    "commands_of",
     "format_microstep_line",
     "is_yaml_body",
     "magic_of",
@@ -59,7 +57,8 @@ DEFAULT_SECTION = "setup"
 #: ... and no macrostep (and the recipe has no microstep of that name).
 DEFAULT_MACROSTEP = "notebook"
 
-_NAME = re.compile(r"^[^\s:@$]+$")
+# letters, digits, "_", then also ".", "+", "-": a name is also a file name (steps/S/M.yaml)
+_NAME = re.compile(r"\w[\w.+-]*")
 _POLICIES = tuple(p.value for p in CheckpointPolicy)
 
 
@@ -157,12 +156,16 @@ def parse_microstep_line(line: str) -> MicrostepLine:
         UsageError: an unknown option, a bad choice, a missing or invalid name.
     """
     args = microstep_parser().parse_args(_split(line, "%%microstep"))
-    if not _NAME.match(args.name):
+    if not _NAME.fullmatch(args.name):
         raise UsageError(
-            f"%%microstep: '{args.name}' is not a microstep name (no spaces, ':', '@' or '$')"
+            f"%%microstep: '{args.name}' is not a microstep name (letters, digits, '_', then "
+            "also '.', '+', '-')"
         )
-    if args.macrostep is not None and not _NAME.match(args.macrostep):
-        raise UsageError(f"%%microstep: '{args.macrostep}' is not a macrostep name")
+    if args.macrostep is not None and not _NAME.fullmatch(args.macrostep):
+        raise UsageError(
+            f"%%microstep: '{args.macrostep}' is not a macrostep name (letters, digits, '_', "
+            "then also '.', '+', '-')"
+        )
     return MicrostepLine(
         name=args.name,
         context=ContextName(args.context) if args.context else None,
@@ -289,8 +292,3 @@ def magic_of(first_line: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match.group(1), (match.group(2) or "").strip()
-
-
-def commands_of(items: Sequence[object]) -> list[object]:
-    """A body's items without its ``on_checkpoint`` entries."""
-    return [i for i in items if not (isinstance(i, dict) and "on_checkpoint" in i)]

@@ -99,6 +99,10 @@ class CommandRunner:
         self._capture: Callable[[str], None] | None = None
         self._in_hook = False
 
+    def set_timeout(self, timeout: float | None) -> None:
+        """Interrupt any later command that runs longer than ``timeout`` seconds."""
+        self._timeout = timeout
+
     @contextlib.contextmanager
     def checkpoint_hook(self) -> Iterator[None]:
         """Run commands as a checkpoint hook: ``reload_context`` keeps the variables.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ from kameleon_nb.engine.contexts import ShellFactory
 from kameleon_nb.engine.events import BuildEvent
 from kameleon_nb.engine.recipes import load, resolve
 from kameleon_nb.errors import BuildError, KameleonError, RecipeError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CellResult", "CheckpointInfo", "Session", "SessionChanged", "SessionListener"]
 
@@ -80,7 +83,7 @@ class CheckpointInfo:
 
 @dataclass(frozen=True, slots=True)
 class CellResult:
-    """What a ``%%microstep`` cell did.
+    """What a ``%%microstep`` cell did (``replaced``: it changed a microstep already there).
 
     ``microstep`` is None for a cell whose microstep has no commands of its own (only
     hooks such as ``on_setup_init``): it is recorded in the recipe, nothing runs.
@@ -136,6 +139,10 @@ class Session:
         #: checkpointed only when the tree is at the microstep before it, or its
         #: checkpoint would claim steps that never ran
         self._head: str | None = _START
+        if os.path.isdir(self.recipe.kameleon_cwd) and os.listdir(self.recipe.kameleon_cwd):
+            self._head = None  # a tree from an earlier session: its state is unknown
+        self._ended = False
+        self._cell_targets: dict[str, tuple[str, str, str]] = {}
         #: the cells that defined microsteps, by (section, macrostep, name), in the
         #: order they were first run (what ``%kameleon export`` writes)
         self.cells: dict[tuple[str, str, str], tuple[MicrostepLine, str]] = {}
@@ -181,7 +188,16 @@ class Session:
 
     @property
     def builder(self) -> Builder:
-        """The session's builder (its context shells start on their first command)."""
+        """The session's builder (its context shells start on their first command).
+
+        Raises:
+            BuildError: the session has ended (another recipe was loaded).
+        """
+        if self._ended:
+            raise BuildError(
+                f"This session of recipe '{self.recipe.name}' has ended (another recipe was "
+                "loaded, or the extension unloaded): use the current one"
+            )
         if self._builder is None:
             self._builder = Builder(
                 self.recipe,
@@ -198,10 +214,26 @@ class Session:
         return self._builder
 
     def close(self) -> None:
-        """Close every context shell (and the build's mount namespace)."""
+        """Close every context shell (and the build's mount namespace).
+
+        The session goes on: shells start again on the next command, without the
+        variables commands had set, so the tree's state is no longer known.
+        """
         if self._builder is not None:
             self._builder.close()
             self._builder = None
+            self._head = None
+
+    def end(self) -> None:
+        """Close the shells for good: the session refuses any later work."""
+        self.close()
+        self._ended = True
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Interrupt any later command that runs longer than ``timeout`` seconds."""
+        self._engine["timeout"] = timeout
+        if self._builder is not None:
+            self._builder.runner.set_timeout(timeout)
 
     def __enter__(self) -> Session:
         return self
@@ -222,7 +254,10 @@ class Session:
 
     def _dispatch(self, event: BuildEvent | SessionChanged) -> None:
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a broken display must not break the build
+                log.exception("a session listener failed on %s", type(event).__name__)
 
     @property
     def busy(self) -> bool:
@@ -234,8 +269,8 @@ class Session:
         if self._busy:
             raise BuildError("The session is busy: wait for the running step to finish")
         self._busy = True
-        self._dispatch(SessionChanged(busy=True))
         try:
+            self._dispatch(SessionChanged(busy=True))
             yield
         finally:
             self._busy = False
@@ -284,9 +319,9 @@ class Session:
         self.loaded.set_microstep(section, macrostep, line.name, items)
         try:
             recipe = self._resolve()
-        except KameleonError:
+        except KameleonError as err:
             self.loaded.edits = before
-            raise
+            raise RecipeError(f"{source}: {err}") from err
         self._set_recipe(recipe)
         self.cells[(section, macrostep, line.name)] = (line, body)
         try:
@@ -310,18 +345,52 @@ class Session:
                 return microstep
         raise RecipeError(f"The recipe has no microstep {section}/{macrostep}/{name}")
 
-    def run_cell(self, line: MicrostepLine, body: str, *, source: str = "cell") -> CellResult:
+    def forget(self, section: str, macrostep: str, name: str) -> None:
+        """Undo a cell's definition: a microstep it added goes, one it replaced is the file's."""
+        bodies = self.loaded.edits.get((section, macrostep), {})
+        if bodies.pop(name, None) is None:
+            return
+        if not bodies:
+            del self.loaded.edits[(section, macrostep)]
+        self.cells.pop((section, macrostep, name), None)
+        self._set_recipe(self._resolve())
+
+    def run_cell(
+        self,
+        line: MicrostepLine,
+        body: str,
+        *,
+        source: str = "cell",
+        cell_id: str | None = None,
+    ) -> CellResult:
         """Define the cell's microstep, run it now, and checkpoint it if checkpointing is on.
+
+        ``cell_id`` identifies the notebook cell: when the same cell now defines another
+        microstep (renamed, or moved to another macrostep), its earlier one is forgotten.
 
         Raises:
             CommandFailedError: a command failed (the microstep stays in the recipe).
             KameleonError: the cell or the recipe is invalid.
         """
         target = (*self.locate(line), line.name)
-        existed = any((m.section, m.macrostep, m.name) == target for m in self.recipe.microsteps())
+        earlier = self._cell_targets.get(cell_id) if cell_id else None
+        if earlier is not None and earlier != target:
+            self.forget(*earlier)
+            target = (*self.locate(line), line.name)
+        if cell_id:
+            self._cell_targets[cell_id] = target
+        before = next(
+            (m for m in self.recipe.microsteps() if (m.section, m.macrostep, m.name) == target),
+            None,
+        )
         microstep = self.define(line, body, source=source)
+        changed = before is not None and (
+            microstep is None
+            or before.commands != microstep.commands
+            or before.on_checkpoint != microstep.on_checkpoint
+        )
         if microstep is None:
-            return CellResult("/".join(target), None, 0.0, None, existed)
+            return CellResult("/".join(target), None, 0.0, None, changed)
         previous = self._previous(microstep)
         in_line = self._head == (previous.step_id if previous else _START)
         started = time.monotonic()
@@ -347,7 +416,7 @@ class Session:
                 and builder.create_checkpoint(microstep)
             )
             created = microstep.step_id if checkpointed else None
-        return CellResult(microstep.slug, microstep, seconds, created, existed, note)
+        return CellResult(microstep.slug, microstep, seconds, created, changed, note)
 
     def _previous(self, microstep: Microstep) -> Microstep | None:
         """The microstep before ``microstep`` in build order, if any."""
@@ -401,25 +470,37 @@ class Session:
     def build(self, options: BuildOptions) -> BuildResult:
         """Build the whole recipe as it is now (``%kameleon build``).
 
+        A build with checkpointing turns it on for the session's later cells; a build
+        without leaves the session's setting as it was.
+
         Raises:
             KameleonError: the build failed (after its cleanup).
         """
+        kept = self.checkpointing or options.checkpointing
         if options.checkpointing != self.checkpointing:
             self.checkpointing = options.checkpointing
             self._set_recipe(self._resolve())
-        with self._working(changes_checkpoints=options.checkpointing):
-            builder = self.builder
-            if builder.has_mechanism:
-                builder.existing_checkpoints(refresh=True)
-            self._head = None
-            result = builder.build(options)
-            last = list(self.recipe.microsteps())
-            self._head = last[-1].step_id if last else _START
-            return result
+        try:
+            with self._working(changes_checkpoints=options.checkpointing):
+                builder = self.builder
+                if builder.has_mechanism and options.checkpointing:
+                    builder.existing_checkpoints(refresh=True)
+                self._head = None
+                result = builder.build(options)
+                last = list(self.recipe.microsteps())
+                self._head = last[-1].step_id if last else _START
+                return result
+        finally:
+            if self.checkpointing != kept:
+                self.checkpointing = kept
+                self._set_recipe(self._resolve())
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoints(self) -> list[CheckpointInfo]:
-        """Every checkpoint the mechanism lists: valid ones in recipe order, then stale ones."""
+    def checkpoints(self, *, sizes: bool = True) -> list[CheckpointInfo]:
+        """Every checkpoint the mechanism lists: valid ones in recipe order, then stale ones.
+
+        ``sizes=False`` skips the mechanism's ``size`` hook (one command per checkpoint).
+        """
         builder = self.builder
         if not builder.has_mechanism:
             return []
@@ -435,7 +516,7 @@ class Session:
                         step_id=step_id,
                         slug=microstep.slug if microstep else (record.slug if record else "?"),
                         created=record.created if record and record.created else None,
-                        size=builder.checkpoints.size(step_id),
+                        size=builder.checkpoints.size(step_id) if sizes else None,
                         valid=microstep is not None,
                         order=microstep.order if microstep else None,
                     )
@@ -459,8 +540,7 @@ class Session:
         builder = self.builder
         if not builder.has_mechanism:
             raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
-        rows = self.checkpoints()
-        target = self._find(rows, wanted)
+        target = self._find(self.checkpoints(sizes=False), wanted)
         with self._working():
             self._head = None
             builder.restore_checkpoint(target.step_id, target.slug)
@@ -473,7 +553,7 @@ class Session:
         Raises:
             BuildError: no such checkpoint, or the mechanism cannot delete one.
         """
-        target = self._find(self.checkpoints(), wanted)
+        target = self._find(self.checkpoints(sizes=False), wanted)
         with self._working(changes_checkpoints=True):
             self.builder.delete_checkpoint(target.step_id)
         return target

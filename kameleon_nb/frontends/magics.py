@@ -19,7 +19,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
 from IPython.display import display as _display
-from traitlets import Float
+from traitlets import Float, observe
 
 from kameleon_nb.core.cells import (
     RecipeLine,
@@ -48,7 +48,7 @@ from kameleon_nb.frontends.display import (
 )
 from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
 
-__all__ = ["USAGE", "KameleonMagics"]
+__all__ = ["USAGE", "KameleonMagics", "current_session"]
 
 USAGE = """\
 %kameleon load RECIPE [-g key:value ...] [-c] [--build-path P]
@@ -102,12 +102,30 @@ class KameleonMagics(Magics):
         self.session: Session | None = None
         #: the cell that loaded the recipe (for export): its magic line and body
         self.header: tuple[str, str | None] | None = None
+        #: the notebook cell running now (IPython's pre_run_cell), when the frontend says
+        self.cell_id: str | None = None
+        self._table: CheckpointTable | None = None
+
+    @observe("timeout")
+    def _timeout_changed(self, change: dict[str, Any]) -> None:
+        if self.session is not None:
+            self.session.set_timeout(change["new"])
+
+    def pre_run_cell(self, info: Any) -> None:
+        """IPython event: remember which notebook cell runs.
+
+        A cell that moves its microstep elsewhere must not leave the old one behind.
+        """
+        self.cell_id = getattr(info, "cell_id", None)
 
     # ------------------------------------------------------------------ session
     def close(self) -> None:
-        """Close the session's context shells and forget the session (unload, new load)."""
+        """End the session: its shells close, its widgets stop acting (unload, new load)."""
+        if self._table is not None:
+            self._table.close()
+            self._table = None
         if self.session is not None:
-            self.session.close()
+            self.session.end()
             self.session = None
 
     def _open(self, kind: str, line: str, text: str | None) -> Session:
@@ -157,7 +175,9 @@ class KameleonMagics(Magics):
             parsed = parse_microstep_line(line)
             session = self._session()
             with self._streaming(session):
-                result = session.run_cell(parsed, cell, source=f"%%microstep {parsed.name}")
+                result = session.run_cell(
+                    parsed, cell, source=f"%%microstep {parsed.name}", cell_id=self.cell_id
+                )
         display(CellSummary(result))
 
     @line_cell_magic
@@ -183,7 +203,7 @@ class KameleonMagics(Magics):
             "recipe": self._recipe,
             "build": self._build,
             "plan": lambda _rest, _cell: display(PlanView(self._session().recipe)),
-            "checkpoints": lambda _rest, _cell: display(CheckpointTable(self._session())),
+            "checkpoints": self._checkpoints,
             "restore": self._restore,
             "delete": self._delete,
             "shell": self._shell,
@@ -191,6 +211,13 @@ class KameleonMagics(Magics):
             "export": self._export,
             "close": lambda _rest, _cell: self._session().close(),
         }
+
+    def _checkpoints(self, _rest: str, _cell: str | None) -> None:
+        # one live table: an earlier one (an earlier run of the cell) stops listening
+        if self._table is not None:
+            self._table.close()
+        self._table = CheckpointTable(self._session())
+        display(self._table)
 
     def _load(self, rest: str, _cell: str | None) -> None:
         session = self._open("load", rest, None)
@@ -269,6 +296,18 @@ class KameleonMagics(Magics):
         return sources
 
 
+def current_session(ipython: Any = None) -> Session | None:
+    """The recipe session of an IPython (default: the running one), if any."""
+    if ipython is None:
+        from IPython import get_ipython  # noqa: PLC0415
+
+        ipython = get_ipython()
+    if ipython is None:
+        return None
+    magics = ipython.magics_manager.registry.get("KameleonMagics")
+    return magics.session if isinstance(magics, KameleonMagics) else None
+
+
 def display(obj: object) -> None:
     """IPython's ``display`` (typed)."""
     _display(obj)  # type: ignore[no-untyped-call]
@@ -307,3 +346,7 @@ def _reported() -> Iterator[None]:
         raise UsageError(failure_text(err.failure)) from None
     except KameleonError as err:
         raise UsageError(str(err)) from None
+    except KeyboardInterrupt:
+        raise UsageError(
+            "Interrupted: the command was stopped; the context shells and their variables live on"
+        ) from None

@@ -9,6 +9,7 @@ can use it), export directories written, and the entry points of the CLI
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -42,6 +43,7 @@ __all__ = [
     "read_notebook",
     "recipe_cells",
     "recipe_notebook",
+    "undo_export",
     "write_export",
     "write_notebook",
 ]
@@ -165,8 +167,15 @@ def _replace(path: str, fill: Callable[[str], object]) -> None:
         raise
 
 
-def write_export(export: RecipeExport) -> tuple[list[str], list[str], list[str]]:
+def write_export(
+    export: RecipeExport, backups: dict[str, bytes | None] | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """Write an export's files (atomically, one by one).
+
+    Args:
+        export: what to write.
+        backups: filled with what each written path held before (None: no file), so
+            that :func:`undo_export` can put it back.
 
     Returns:
         The paths (relative to the export directory) written, copied, and left as
@@ -180,6 +189,9 @@ def write_export(export: RecipeExport) -> tuple[list[str], list[str], list[str]]
     unchanged: list[str] = []
     for file in export.files:
         target = os.path.join(export.directory, file.path)
+        if backups is not None and target not in backups:
+            real = os.path.realpath(target)
+            backups[target] = _read(real) if os.path.isfile(real) else None
         try:
             if file.text is not None:
                 if os.path.isfile(target) and _read(target) == file.text.encode():
@@ -203,6 +215,21 @@ def write_export(export: RecipeExport) -> tuple[list[str], list[str], list[str]]
 
 def _read(path: str) -> bytes:
     return Path(path).read_bytes()
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
+
+
+def undo_export(backups: Mapping[str, bytes | None]) -> None:
+    """Put back what :func:`write_export` replaced (files it created are removed)."""
+    for target, old in backups.items():
+        real = os.path.realpath(target)
+        if old is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(real)
+        elif not os.path.isfile(real) or _read(real) != old:
+            _replace(real, functools.partial(_write_bytes, data=old))
 
 
 def check_export(export: RecipeExport, *, cwd: str) -> None:
@@ -311,8 +338,13 @@ def _export(
         origin=origin,
         allow_redefinition=allow_redefinition,
     )
-    written, copied, unchanged = write_export(export)
-    check_export(export, cwd=cwd)
+    backups: dict[str, bytes | None] = {}
+    try:
+        written, copied, unchanged = write_export(export, backups)
+        check_export(export, cwd=cwd)
+    except BaseException:
+        undo_export(backups)  # never leave a recipe half rewritten
+        raise
     return ExportReport(export, tuple(written), tuple(copied), tuple(unchanged))
 
 

@@ -17,6 +17,7 @@ import ipywidgets as w
 from kameleon_nb.engine.events import (
     BuildFinished,
     BuildStarted,
+    CheckpointCreated,
     CheckpointRestored,
     CommandOutput,
     Failure,
@@ -74,7 +75,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.rows: list[CheckpointInfo] = []
         self.buttons: dict[str, tuple[w.Button, w.Button]] = {}
         self._sizes: dict[str, int | None] = {}
-        self._log: list[str] = []
+        self._log: list[str] | None = None
         super().__init__(
             [w.HBox([self.title, self.refresh_button]), self.grid, self.status], **kwargs
         )
@@ -96,17 +97,19 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
 
     def restore(self, step_id: str) -> None:
         """What a row's Restore button does."""
-        self._log.clear()
+        self._log = []  # the output of the mechanism's apply hook, shown under the table
         try:
             info = self.session.restore(step_id)
         except KameleonError as err:
             self._say(f"Restore failed: {err}", error=True)
             return
+        finally:
+            log, self._log = self._log, None
         stale = "" if info.valid else " (a checkpoint the recipe no longer has)"
         self._say(
             f"Restored checkpoint {info.step_id} ({info.slug}){stale}: the files and the "
             "context shells' variables are back at that step.",
-            detail="".join(self._log),
+            detail="".join(log or []),
         )
 
     def delete(self, step_id: str) -> None:
@@ -119,6 +122,12 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self._sizes.pop(info.step_id, None)
         self.refresh()
         self._say(f"Deleted checkpoint {info.step_id} ({info.slug}).")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = repr(self)  # ipywidgets cuts it at 110 characters
+        return bundle
 
     def __repr__(self) -> str:
         """The table as text (what a frontend without widgets shows)."""
@@ -216,8 +225,10 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             self._set_busy(event.busy)
             if not event.busy and event.checkpoints_changed:
                 self.refresh()
-        elif isinstance(event, CommandOutput):
+        elif isinstance(event, CommandOutput) and self._log is not None:
             self._log.append(event.text)
+        elif isinstance(event, CheckpointCreated):
+            self._sizes.pop(event.step_id, None)  # an id made again: its size may differ
 
 
 def _bind(action: Callable[[str], None], step_id: str) -> Callable[[w.Button], None]:

@@ -9,6 +9,19 @@ import sys
 import time
 from pathlib import Path
 
+#: The microsteps of examples/busybox and examples/busybox-rootless, in build order.
+BUSYBOX_SLUGS = [
+    "bootstrap/busybox_rootfs/create_tree",
+    "bootstrap/busybox_rootfs/install_busybox",
+    "bootstrap/busybox_rootfs/install_bash",
+    "bootstrap/busybox_rootfs/base_files",
+    "setup/configure_system/set_hostname",
+    "setup/configure_system/motd",
+    "setup/create_user/add_group",
+    "setup/create_user/add_user",
+    "export/export_tar/pack",
+]
+
 
 def decisions(output: str) -> dict[str, str]:
     """slug -> the ``--> ...`` line printed right after ``Step N: slug``."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from .buildcheck import (
+    BUSYBOX_SLUGS,
     assert_nothing_left,
     cli,
     decisions,
@@ -45,17 +46,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("zstd") is None, reason="needs zstd"),
 ]
 
-SLUGS = [
-    "bootstrap/busybox_rootfs/create_tree",
-    "bootstrap/busybox_rootfs/install_busybox",
-    "bootstrap/busybox_rootfs/install_bash",
-    "bootstrap/busybox_rootfs/base_files",
-    "setup/configure_system/set_hostname",
-    "setup/configure_system/motd",
-    "setup/create_user/add_group",
-    "setup/create_user/add_user",
-    "export/export_tar/pack",
-]
+SLUGS = BUSYBOX_SLUGS
 BEFORE_USER = SLUGS[: SLUGS.index("setup/create_user/add_group")]
 
 RUNNING = "--> Running the step..."

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .buildcheck import assert_nothing_left, decisions, extract, members
+from .buildcheck import BUSYBOX_SLUGS, assert_nothing_left, decisions, extract, members
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "busybox-rootless"
@@ -40,17 +40,7 @@ pytestmark = [
 ]
 
 RECIPE = "busybox-rootless.yaml"
-SLUGS = [
-    "bootstrap/busybox_rootfs/create_tree",
-    "bootstrap/busybox_rootfs/install_busybox",
-    "bootstrap/busybox_rootfs/install_bash",
-    "bootstrap/busybox_rootfs/base_files",
-    "setup/configure_system/set_hostname",
-    "setup/configure_system/motd",
-    "setup/create_user/add_group",
-    "setup/create_user/add_user",
-    "export/export_tar/pack",
-]
+SLUGS = BUSYBOX_SLUGS
 LAST_KEPT = "setup/configure_system/motd"
 KEPT = SLUGS[: SLUGS.index(LAST_KEPT) + 1]
 REDONE = SLUGS[len(KEPT) :]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,10 +161,11 @@ def test_rerunning_a_cell_replaces_its_microstep(ipython, recipe):
     _, first = ok(ipython, "%kameleon plan")
     ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\n")
     _, shown = ok(ipython, '%%microstep motd\necho "$${greeting}" > etc/motd\n')
-    assert shown == ["setup/configure/motd: ok (replaced)"]  # found by name in the recipe
+    assert shown == ["setup/configure/motd: ok"]  # found by name; the same as the file's
     _, same = ok(ipython, "%kameleon plan")
     assert same == first  # the same text gives the same id as the file's
-    ok(ipython, '%%microstep motd\necho "changed" > etc/motd\n')
+    _, shown = ok(ipython, '%%microstep motd\necho "changed" > etc/motd\n')
+    assert shown == ["setup/configure/motd: ok (replaced)"]
     _, changed = ok(ipython, "%kameleon plan")
     assert changed[0].count("\n") == first[0].count("\n")  # replaced, not added
     assert changed != first
@@ -212,7 +214,7 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
 
     # the notebook's build dir is the CLI's: the CLI sees the same checkpoints
     listing = subprocess.run(
-        ["kameleon", "build", "-l", recipe.name],
+        [sys.executable, "-m", "kameleon_nb", "build", "-l", recipe.name],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -284,3 +286,60 @@ def test_a_cell_with_only_hooks_is_kept_and_runs_with_its_section(ipython, recip
     assert shown == ["setup/notebook/hooks: defined (no commands of its own, only hooks)"]
     out, _ = ok(ipython, "%kameleon build --console")
     assert "[local] cleaning up" in out
+
+
+def test_a_new_session_over_an_existing_build_does_not_trust_the_tree(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name} -c")
+    _, shown = ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\n")
+    assert "checkpoint " in shown[0]  # a fresh build dir: the tree is at the start
+    ok(ipython, f"%kameleon load {recipe.name} -c")  # a new session (a kernel restart)
+    _, shown = ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\n")
+    assert shown == [
+        "bootstrap/make_rootfs/mkdir: ok, not checkpointed (the tree is not at "
+        "the start, the step before it)"
+    ]
+
+
+def test_after_close_cells_are_not_checkpointed_until_a_restore(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name} -c")
+    ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\nexport A=1\n")
+    ok(ipython, "%kameleon close")  # the shells' variables are gone
+    _, shown = ok(ipython, '%%microstep motd\necho "$${greeting}" > etc/motd\n')
+    assert "not checkpointed" in shown[0]
+    ok(ipython, "%kameleon restore bootstrap/make_rootfs/mkdir")
+    out, _ = ok(ipython, "%kameleon shell out echo A=$A")
+    assert out == "A=1\n"  # the checkpoint's variables are back
+    _, shown = ok(ipython, '%%microstep motd\necho "$${greeting}" > etc/motd\n')
+    assert "checkpoint " in shown[0]
+
+
+def test_a_cell_that_moves_its_microstep_leaves_nothing_behind(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    with capture_output():
+        assert ipython.run_cell("%%microstep greet --context local\ntrue\n", cell_id="c1").success
+        moved = "%%microstep greet --section bootstrap --macrostep prep --context local\ntrue\n"
+        assert ipython.run_cell(moved, cell_id="c1").success
+        renamed = "%%microstep hello --section bootstrap --macrostep prep --context local\ntrue\n"
+        assert ipython.run_cell(renamed, cell_id="c1").success
+    _, plan = ok(ipython, "%kameleon plan")
+    assert "greet" not in plan[0]
+    assert plan[0].count(" hello ") == 1
+
+
+def test_errors_in_a_cell_name_the_cell(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    result, _, _ = run(ipython, "%%microstep oops\necho $${nope}\n")
+    assert str(result.error_in_exec).startswith("%%microstep oops: ")
+    result, _, _ = run(ipython, "%%microstep oops --macrostep ../escape\ntrue\n")
+    assert "is not a macrostep name" in str(result.error_in_exec)
+
+
+def test_the_timeout_can_be_changed_after_loading(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    ok(ipython, "%%microstep warm --context local\ntrue\n")
+    ok(ipython, "%config KameleonMagics.timeout = 0.5")
+    result, _, _ = run(ipython, "%%microstep slow --context local\nsleep 5\n")
+    assert type(result.error_in_exec) is UsageError
+    assert "slow" in str(result.error_in_exec)
+    ok(ipython, "%config KameleonMagics.timeout = None")
+    ok(ipython, "%%microstep slow --context local\nsleep 0.6\n")

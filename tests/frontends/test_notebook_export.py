@@ -472,3 +472,23 @@ def test_a_symlinked_recipe_is_written_through_its_link(tmp_path):
     assert report.written == ("debian-bookworm-arm64.yaml",)
     assert link.is_symlink()
     assert "release: trixie" in (work / "debian-bookworm.yaml").read_text()
+
+
+def test_a_failed_export_puts_every_file_back(hello, tmp_path, monkeypatch):
+    from kameleon_nb.frontends import notebook
+
+    work, cells = hello
+    before = snapshot(work)
+    index = _index(cells, "say_hello")
+    cells[index] = code(cells[index].source + "\necho more", **cells[index].metadata)
+    cells.append(code("%%microstep extra --section export --macrostep more\ntrue"))
+
+    def broken_check(export, *, cwd):  # the check after writing fails (a bug, a full disk)
+        raise ExportError("check failed")
+
+    monkeypatch.setattr(notebook, "check_export", broken_check)
+    notebook_path = work / "edited.ipynb"
+    write_notebook(cells, str(notebook_path))
+    with pytest.raises(ExportError, match="check failed"):
+        export_notebook(str(notebook_path), str(work))
+    assert snapshot(work) == before  # the step file is as it was, the new one is gone

@@ -75,8 +75,11 @@ def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back
     restore.click()
     assert etc(tmp_path) == {"one", "two"}
     assert f"Restored checkpoint {two} (setup/files/two)" in table.status.value
-    result = cell(session, "check --context in", 'echo "$LEVEL"; ls etc')
-    assert result.microstep.slug == "setup/notebook/check"
+    seen: list[str] = []
+    session.subscribe(lambda e: seen.append(e.text) if isinstance(e, CommandOutput) else None)
+    result = cell(session, "check --context in", 'echo "level=$LEVEL"')
+    assert result.slug == "setup/notebook/check"
+    assert "".join(seen) == "level=two\n"  # the in context's variables came back too
 
     restore, _ = table.buttons[table.rows[1].step_id]
     restore.click()
@@ -180,3 +183,33 @@ def test_build_progress_shows_the_failing_step(session):
     assert progress.current.value == "failed at setup/files/boom"
     selected = progress.steps.selected_index
     assert progress.steps.titles[selected] == "✘ setup/files/boom"
+
+
+def test_the_table_as_text_is_complete(session):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    text = table._repr_mimebundle_()["text/plain"]
+    assert text.startswith("Checkpoints of 'r': 4\nid")
+    assert all(r.step_id in text for r in table.rows)  # not cut at 110 characters
+
+
+def test_a_table_of_an_ended_session_says_so(session):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    session.end()
+    restore, _ = table.buttons[table.rows[0].step_id]
+    restore.click()
+    assert "Restore failed" in table.status.value
+    assert "has ended" in table.status.value
+
+
+def test_a_broken_listener_does_not_break_the_session(session):
+    def broken(_event):
+        raise RuntimeError("display gone")
+
+    session.subscribe(broken)
+    first = cell(session, "a --context local", "true")
+    second = cell(session, "b --context local", "true")
+    assert first.slug == "setup/notebook/a"
+    assert second.slug == "setup/notebook/b"
+    assert not session.busy
