@@ -278,6 +278,10 @@ class KameleonMagics(Magics):
 
     def _export(self, rest: str, _cell: str | None) -> None:
         directory = _one_word(rest, "%kameleon export DIR")
+        if self.header is None and (self.session is None or not self.session.cells):
+            raise KameleonUsageError(
+                "Nothing to export: load a recipe (%kameleon load) or run %%microstep cells first"
+            )
         from kameleon_nb.frontends.notebook import export_session  # noqa: PLC0415
 
         report = export_session(self.session_cells(), directory)

@@ -343,3 +343,9 @@ def test_the_timeout_can_be_changed_after_loading(ipython, recipe):
     assert "slow" in str(result.error_in_exec)
     ok(ipython, "%config KameleonMagics.timeout = None")
     ok(ipython, "%%microstep slow --context local\nsleep 0.6\n")
+
+
+def test_exporting_an_empty_session_is_refused(ipython, tmp_path):
+    result, _, _ = run(ipython, "%kameleon export out")
+    assert "Nothing to export" in str(result.error_in_exec)
+    assert not (tmp_path / "out").exists()

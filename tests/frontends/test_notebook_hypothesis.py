@@ -290,7 +290,7 @@ def test_generated_recipes_round_trip(recipe: Recipe):
         build = root / "build"
         try:
             before = plan_of(path, work, build)
-        except Exception:
+        except KameleonError:  # a generated recipe may be invalid; any other error is a bug
             assume(False)
         notebook = work / "recipe.ipynb"
         recipe_notebook(str(path), str(notebook))
@@ -332,7 +332,7 @@ def test_an_edited_cell_changes_only_its_microstep(recipe: Recipe, data: st.Data
         build = root / "build"
         try:
             plan_of(path, work, build)
-        except Exception:
+        except KameleonError:  # a generated recipe may be invalid; any other error is a bug
             assume(False)
         notebook = work / "recipe.ipynb"
         recipe_notebook(str(path), str(notebook))
