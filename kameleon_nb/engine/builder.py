@@ -176,9 +176,9 @@ class Builder:
                 total=sum(1 for _ in self.recipe.microsteps()),
             )
         )
-        if options.checkpointing and not self.has_mechanism:
-            raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
         try:
+            if options.checkpointing and not self.has_mechanism:
+                raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
             plan = self.plan(options)
             result = self.run(plan)
         except BaseException as err:

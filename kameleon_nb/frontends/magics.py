@@ -238,7 +238,7 @@ class KameleonMagics(Magics):
             session.set_globals(dict(parse_global(g) for g in args.globals))
         options = build_options(args)
         progress = BuildProgress()
-        display(progress)
+        shown = _display(progress, display_id=True)  # type: ignore[no-untyped-call]
         console = ConsoleSink(sys.stdout, colour=False) if args.console else None
         log = (
             _subscribed(session, console)
@@ -251,6 +251,8 @@ class KameleonMagics(Magics):
         finally:
             if console is not None:
                 console.flush_output()
+            if shown is not None:  # its text (for frontends without widgets) is final now
+                shown.update(progress)
         display(BuildSummary(session.recipe.name, result))
 
     def _restore(self, rest: str, _cell: str | None) -> None:

@@ -305,7 +305,12 @@ class BuildProgress(w.VBox):  # type: ignore[misc]
         elif isinstance(event, BuildFinished):
             self._flush()
             self.bar.bar_style = "success" if event.success else "danger"
-            self.current.value = "done" if event.success else f"failed at {self.failed or '?'}"
+            if event.success:
+                self.current.value = "done"
+            else:
+                self.current.value = (
+                    f"failed at {self.failed}" if self.failed else "failed before any step ran"
+                )
         else:
             return
         self.bar.description = f"{self.done}/{self.total}"

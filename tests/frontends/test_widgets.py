@@ -213,3 +213,12 @@ def test_a_broken_listener_does_not_break_the_session(session):
     assert first.slug == "setup/notebook/a"
     assert second.slug == "setup/notebook/b"
     assert not session.busy
+
+
+def test_build_progress_of_a_build_that_cannot_start(session):
+    progress = BuildProgress()
+    session.subscribe(progress)
+    with pytest.raises(Exception, match="nosuch"):
+        session.build(BuildOptions(checkpointing=True, from_checkpoint="nosuch"))
+    assert progress.current.value == "failed before any step ran"
+    assert progress.bar.bar_style == "danger"
