@@ -11,20 +11,15 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
+from tests.frontends.recipes import DIRECTORY_APPLIANCE
+
 pytestmark = [pytest.mark.shell, pytest.mark.jupyter]
 
 # A rootless recipe whose "appliance" is a directory, checkpointed with rsync.
-RECIPE = """\
-checkpoint: rsync.yaml
-global:
+RECIPE = (
+    DIRECTORY_APPLIANCE
+    + """\
   greeting: hello
-  rootfs: $${kameleon_cwd}/rootfs
-  out_context:
-    cmd: bash
-    workdir: $${kameleon_cwd}
-  in_context:
-    cmd: bash
-    workdir: $${rootfs}
 bootstrap:
   - make_rootfs:
     - mkdir:
@@ -34,6 +29,7 @@ setup:
     - motd:
       - exec_in: echo "$${greeting}" > etc/motd
 """
+)
 
 
 def run(ip, source):

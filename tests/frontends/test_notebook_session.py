@@ -9,6 +9,7 @@ from IPython.utils.capture import capture_output
 
 from kameleon_nb.frontends.notebook import CellKind, recipe_cells
 from tests.frontends.notebook_helpers import copy_tree, plan_of
+from tests.frontends.recipes import DIRECTORY_APPLIANCE
 
 pytestmark = [pytest.mark.shell, pytest.mark.jupyter]
 
@@ -58,17 +59,7 @@ def test_an_edited_cell_in_the_session_is_exported(ipython, tmp_path):
 
 
 SCRATCH = [
-    """%%kameleon recipe appliance.yaml --enable-checkpoint
-checkpoint: rsync.yaml
-global:
-  rootfs: $${kameleon_cwd}/rootfs
-  out_context:
-    cmd: bash
-    workdir: $${kameleon_cwd}
-  in_context:
-    cmd: bash
-    workdir: $${rootfs}
-""",
+    "%%kameleon recipe appliance.yaml --enable-checkpoint\n" + DIRECTORY_APPLIANCE,
     "%%microstep tree --section bootstrap --macrostep base --context out\n"
     "mkdir -p $${rootfs}/etc\n",
     "%%microstep motd --macrostep configure\necho hello > etc/motd\n",

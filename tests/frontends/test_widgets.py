@@ -11,19 +11,13 @@ from kameleon_nb.core.plan import BuildOptions
 from kameleon_nb.engine.events import CommandOutput
 from kameleon_nb.engine.session import Session
 from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
+from tests.frontends.recipes import DIRECTORY_APPLIANCE
 
 pytestmark = [pytest.mark.shell, pytest.mark.jupyter]
 
-RECIPE = """\
-checkpoint: rsync.yaml
-global:
-  rootfs: $${kameleon_cwd}/rootfs
-  out_context:
-    cmd: bash
-    workdir: $${kameleon_cwd}
-  in_context:
-    cmd: bash
-    workdir: $${rootfs}
+RECIPE = (
+    DIRECTORY_APPLIANCE
+    + """\
 bootstrap:
   - make:
     - rootfs:
@@ -38,6 +32,7 @@ setup:
     - three:
       - exec_in: echo three > etc/three
 """
+)
 
 
 @pytest.fixture
