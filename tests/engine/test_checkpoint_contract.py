@@ -96,11 +96,17 @@ def harness(request, tmp_path):
     h.close()
 
 
+def chown(owner: str, path: str) -> str:
+    """A chown as root (ownership is part of the contract); nothing for another user."""
+    return f"chown {owner} {path}" if IS_ROOT else "true"
+
+
 def populate(h: Harness) -> None:
     h.sh(
         f"cd {h.rootfs} && mkdir -p etc opt/app usr/share/doc/apt && echo hello > etc/motd"
         " && echo host > etc/hostname && printf 'x%.0s' $(seq 1000) > usr/share/doc/apt/README"
-        " && ln -s ../etc/motd opt/motd-link && chmod 640 etc/hostname && chown 1:2 etc/motd"
+        " && ln -s ../etc/motd opt/motd-link && chmod 640 etc/hostname && "
+        f"{chown('1:2', 'etc/motd')}"
         " && mkfifo opt/fifo && : > opt/empty && head -c 100000 /dev/urandom > opt/app/blob"
     )
 
@@ -110,7 +116,8 @@ def mutate(h: Harness) -> None:
         f"cd {h.rootfs} && echo more >> etc/motd && echo other > etc/hostname"
         " && rm -rf usr/share/doc/apt && chmod 600 etc/motd && mkdir -p root"
         " && head -c 1000000 /dev/zero > root/newfile && ln -sfn /nowhere opt/motd-link"
-        " && printf 'same-size!' > opt/empty2 && chown 3:4 opt/app/blob"
+        " && printf 'same-size!' > opt/empty2 && "
+        f"{chown('3:4', 'opt/app/blob')}"
     )
 
 
