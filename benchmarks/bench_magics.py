@@ -85,6 +85,7 @@ def main() -> None:
         os.chdir(tmp)
         config = Config()
         config.HistoryManager.hist_file = ":memory:"
+        config.InteractiveShell.warn_venv = False  # the caller's VIRTUAL_ENV is not ours
         ip = InteractiveShell.instance(config=config)
         ip.run_line_magic("load_ext", "kameleon_nb")
         alone = command_alone()

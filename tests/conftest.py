@@ -60,6 +60,7 @@ def ipython(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]
     monkeypatch.chdir(tmp_path)
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
+    config.InteractiveShell.warn_venv = False  # the caller's VIRTUAL_ENV is not ours
     InteractiveShell.clear_instance()
     shell = InteractiveShell.instance(config=config)
     shell.run_line_magic("load_ext", "kameleon_nb")

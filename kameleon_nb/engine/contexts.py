@@ -160,13 +160,22 @@ class Contexts:
         return {name: shell.variables() for name, shell in self._shells.items() if shell.alive}
 
     def restore(self, dumps: Mapping[ContextName, str]) -> None:
-        """Give every context the variables of a checkpoint (after a restore).
+        """Give every context the variables of a checkpoint (after its ``apply``).
 
-        Running shells get them now; the others when they start. A context missing
-        from ``dumps`` gets its initial environment.
+        The in context lives inside the appliance, which the restore replaced (a
+        remounted tree, its own working directory with its state files): it is
+        closed and starts again on its next command. The local and out contexts get
+        the variables in place, or when they start. A context missing from ``dumps``
+        gets its initial environment.
         """
         for name in ContextName:
             shell = self._shells.get(name)
+            if name is ContextName.IN and shell is not None:
+                del self._shells[name]
+                if shell.alive:
+                    self._restarting.add(name)
+                shell.close()
+                shell = None
             if shell is not None and shell.alive:
                 shell.restore_variables(dumps.get(name, ""))
                 self._pending.pop(name, None)

@@ -30,7 +30,7 @@ from kameleon_nb.engine.builddir import write_build_recipe
 from kameleon_nb.engine.builder import Builder, BuildResult
 from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.contexts import ShellFactory
-from kameleon_nb.engine.events import BuildEvent
+from kameleon_nb.engine.events import BuildEvent, CheckpointCreated
 from kameleon_nb.engine.recipes import load, resolve
 from kameleon_nb.errors import BuildError, KameleonError, RecipeError
 
@@ -143,6 +143,7 @@ class Session:
             self._head = None  # a tree from an earlier session: its state is unknown
         self._ended = False
         self._cell_targets: dict[str, tuple[str, str, str]] = {}
+        self._sizes: dict[str, int | None] = {}
         #: the cells that defined microsteps, by (section, macrostep, name), in the
         #: order they were first run (what ``%kameleon export`` writes)
         self.cells: dict[tuple[str, str, str], tuple[MicrostepLine, str]] = {}
@@ -253,6 +254,8 @@ class Session:
         return unsubscribe
 
     def _dispatch(self, event: BuildEvent | SessionChanged) -> None:
+        if isinstance(event, CheckpointCreated):
+            self._sizes.pop(event.step_id, None)  # made again: its size may differ
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -307,13 +310,21 @@ class Session:
             )
         return line.section or DEFAULT_SECTION, line.macrostep or DEFAULT_MACROSTEP
 
-    def define(self, line: MicrostepLine, body: str, *, source: str = "cell") -> Microstep | None:
+    def define(
+        self,
+        line: MicrostepLine,
+        body: str,
+        *,
+        source: str = "cell",
+        where: tuple[str, str] | None = None,
+    ) -> Microstep | None:
         """Add or replace the microstep of a cell in the recipe, without running it.
 
+        ``where`` is its ``(section, macrostep)`` when already located.
         Returns the microstep, or None when it has no commands of its own (hooks only).
         On a recipe error the recipe is left as it was.
         """
-        section, macrostep = self.locate(line)
+        section, macrostep = where or self.locate(line)
         items = body_commands(body, line.context, line.on_checkpoint, source=source)
         before = copy.deepcopy(self.loaded.edits)
         self.loaded.set_microstep(section, macrostep, line.name, items)
@@ -383,7 +394,7 @@ class Session:
             (m for m in self.recipe.microsteps() if (m.section, m.macrostep, m.name) == target),
             None,
         )
-        microstep = self.define(line, body, source=source)
+        microstep = self.define(line, body, source=source, where=target[:2])
         changed = before is not None and (
             microstep is None
             or before.commands != microstep.commands
@@ -405,16 +416,9 @@ class Session:
             self._head = microstep.step_id if in_line else None
             step = plan_microstep(microstep, self.checkpointing)
             wanted = step.action is Action.RUN and step.checkpoint_reason is None
-            note = ""
-            if self.checkpointing and builder.has_mechanism and wanted and not in_line:
-                note = _out_of_line(previous)
-            checkpointed = (
-                self.checkpointing
-                and builder.has_mechanism
-                and wanted
-                and in_line
-                and builder.create_checkpoint(microstep)
-            )
+            wanted = wanted and self.checkpointing and builder.has_mechanism
+            note = _out_of_line(previous) if wanted and not in_line else ""
+            checkpointed = wanted and in_line and builder.create_checkpoint(microstep)
             created = microstep.step_id if checkpointed else None
         return CellResult(microstep.slug, microstep, seconds, created, changed, note)
 
@@ -516,7 +520,7 @@ class Session:
                         step_id=step_id,
                         slug=microstep.slug if microstep else (record.slug if record else "?"),
                         created=record.created if record and record.created else None,
-                        size=builder.checkpoints.size(step_id) if sizes else None,
+                        size=self._size(builder, step_id) if sizes else None,
                         valid=microstep is not None,
                         order=microstep.order if microstep else None,
                     )
@@ -524,6 +528,12 @@ class Session:
         # valid ones in recipe order, then stale ones from the oldest
         rows.sort(key=lambda r: (not r.valid, r.order or 0, r.created or 0.0, r.step_id))
         return rows
+
+    def _size(self, builder: Builder, step_id: StepId) -> int | None:
+        """A checkpoint's size, from the ``size`` hook once, then from memory."""
+        if step_id not in self._sizes:
+            self._sizes[step_id] = builder.checkpoints.size(step_id)
+        return self._sizes[step_id]
 
     @property
     def can_delete(self) -> bool:
@@ -556,6 +566,7 @@ class Session:
         target = self._find(self.checkpoints(sizes=False), wanted)
         with self._working(changes_checkpoints=True):
             self.builder.delete_checkpoint(target.step_id)
+            self._sizes.pop(target.step_id, None)
         return target
 
     @staticmethod

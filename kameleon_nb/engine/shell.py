@@ -890,6 +890,10 @@ class ContextShell:
                 f"Cannot start the {self._name}_context with {shlex.join(argv)!r}: {err}"
             ) from err
         child.delaybeforesend = None
+        # ptyprocess's close() sleeps these after closing the PTY; _kill_process has
+        # already waited for every process of the session to end
+        child.ptyproc.delayafterclose = 0
+        child.ptyproc.delayafterterminate = 0
         _raw_output(child.child_fd)
         self._child = child
         self._nonce = secrets.token_hex(8)

@@ -17,7 +17,6 @@ import ipywidgets as w
 from kameleon_nb.engine.events import (
     BuildFinished,
     BuildStarted,
-    CheckpointCreated,
     CheckpointRestored,
     CommandOutput,
     Failure,
@@ -74,7 +73,6 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.status = w.HTML()
         self.rows: list[CheckpointInfo] = []
         self.buttons: dict[str, tuple[w.Button, w.Button]] = {}
-        self._sizes: dict[str, int | None] = {}
         self._log: list[str] | None = None
         super().__init__(
             [w.HBox([self.title, self.refresh_button]), self.grid, self.status], **kwargs
@@ -119,7 +117,6 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         except KameleonError as err:
             self._say(f"Delete failed: {err}", error=True)
             return
-        self._sizes.pop(info.step_id, None)
         self.refresh()
         self._say(f"Deleted checkpoint {info.step_id} ({info.slug}).")
 
@@ -137,7 +134,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
                 r.step_id,
                 r.slug,
                 _created(r.created),
-                human_size(self._size(r.step_id, r.size)),
+                human_size(r.size),
                 "valid" if r.valid else "stale",
             )
             for r in self.rows
@@ -160,11 +157,6 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         if detail.strip():
             body += f"<pre style='margin:2px 0'>{_escape(detail.strip()[-2000:])}</pre>"
         self.status.value = body
-
-    def _size(self, step_id: str, fallback: int | None) -> int | None:
-        if step_id not in self._sizes:
-            self._sizes[step_id] = fallback
-        return self._sizes[step_id]
 
     def _render(self) -> None:
         name = self.session.recipe.name
@@ -201,7 +193,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
                 w.Label(row.step_id),
                 w.Label(row.slug),
                 w.Label(_created(row.created)),
-                w.Label(human_size(self._size(row.step_id, row.size))),
+                w.Label(human_size(row.size)),
                 w.HTML(f"<span class='kameleon-{state}'>{state}</span>"),
                 restore,
                 delete,
@@ -227,8 +219,6 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
                 self.refresh()
         elif isinstance(event, CommandOutput) and self._log is not None:
             self._log.append(event.text)
-        elif isinstance(event, CheckpointCreated):
-            self._sizes.pop(event.step_id, None)  # an id made again: its size may differ
 
 
 def _bind(action: Callable[[str], None], step_id: str) -> Callable[[w.Button], None]:

@@ -153,8 +153,16 @@ def assert_nothing_left(root: Path, pids: dict[int, str] | None = None, timeout:
 
 def cli(*args: str, timeout: float = 60, env: dict | None = None) -> tuple[int, str]:
     """``python -m kameleon_nb ARGS`` in a real subprocess; (exit status, stdout+stderr)."""
+    return run([sys.executable, "-m", "kameleon_nb", *args], timeout=timeout, env=env)
+
+
+def run(
+    argv: list[str], *, timeout: float = 60, env: dict | None = None, cwd: Path | None = None
+) -> tuple[int, str]:
+    """Run ``argv`` with stdin closed; (exit status, stdout+stderr)."""
     done = subprocess.run(
-        [sys.executable, "-m", "kameleon_nb", *args],
+        argv,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .buildcheck import BUSYBOX_SLUGS, assert_nothing_left, decisions, extract, members
+from .buildcheck import BUSYBOX_SLUGS, assert_nothing_left, decisions, extract, members, run
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "busybox-rootless"
@@ -79,18 +79,7 @@ class Rootless:
             env = {**os.environ, "KNB_AS_USER_DIR": str(self.work), "KNB_VENV": sys.prefix}
         else:
             argv, env = list(command), None
-        done = subprocess.run(
-            argv,
-            cwd=cwd or self.work,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return done.returncode, done.stdout
+        return run(argv, cwd=cwd or self.work, env=env, timeout=timeout)
 
     def kameleon(self, *args: str) -> tuple[int, str]:
         python = "python" if AS_ROOT else sys.executable

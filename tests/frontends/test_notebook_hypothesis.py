@@ -8,9 +8,11 @@ selections, embedded macrosteps, a parent recipe, hooks, pipes, rescues and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,18 +282,28 @@ def _materialise(root: Path, recipe: Recipe) -> Path:
     return root / recipe.path
 
 
-@SETTINGS
-@given(recipe=recipes())
-def test_generated_recipes_round_trip(recipe: Recipe):
+@contextlib.contextmanager
+def _materialised(recipe: Recipe) -> Iterator[tuple[Path, Path, Path, Path, list]]:
+    """The recipe written in a scratch dir: (root, work dir, recipe path, build, plan).
+
+    A generated recipe may be invalid (the example is dropped); any other error is a bug.
+    """
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
         work = root / "work"
         path = _materialise(work, recipe)
         build = root / "build"
         try:
-            before = plan_of(path, work, build)
-        except KameleonError:  # a generated recipe may be invalid; any other error is a bug
+            plan = plan_of(path, work, build)
+        except KameleonError:
             assume(False)
+        yield root, work, path, build, plan
+
+
+@SETTINGS
+@given(recipe=recipes())
+def test_generated_recipes_round_trip(recipe: Recipe):
+    with _materialised(recipe) as (root, work, path, build, before):
         notebook = work / "recipe.ipynb"
         recipe_notebook(str(path), str(notebook))
         cells = read_notebook(str(notebook))
@@ -325,15 +337,7 @@ notebook_bodies = _bodies(plain_lines, plain_values)
 @SETTINGS
 @given(recipe=recipes(), data=st.data())
 def test_an_edited_cell_changes_only_its_microstep(recipe: Recipe, data: st.DataObject):
-    with tempfile.TemporaryDirectory() as temp:
-        root = Path(temp)
-        work = root / "work"
-        path = _materialise(work, recipe)
-        build = root / "build"
-        try:
-            plan_of(path, work, build)
-        except KameleonError:  # a generated recipe may be invalid; any other error is a bug
-            assume(False)
+    with _materialised(recipe) as (root, work, path, build, _before):
         notebook = work / "recipe.ipynb"
         recipe_notebook(str(path), str(notebook))
         cells = read_notebook(str(notebook))
