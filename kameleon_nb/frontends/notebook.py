@@ -189,20 +189,20 @@ def write_export(
     unchanged: list[str] = []
     for file in export.files:
         target = os.path.join(export.directory, file.path)
-        if backups is not None and target not in backups:
-            real = os.path.realpath(target)
-            backups[target] = _read(real) if os.path.isfile(real) else None
         try:
+            old = _read(target) if os.path.isfile(target) else None  # read once
+            if backups is not None:
+                backups.setdefault(target, old)
             if file.text is not None:
-                if os.path.isfile(target) and _read(target) == file.text.encode():
+                if old == file.text.encode():
                     unchanged.append(file.path)
                     continue
                 _write_text(target, file.text)
                 written.append(file.path)
                 continue
             assert file.source is not None
-            if os.path.exists(target) and (
-                os.path.samefile(file.source, target) or _read(target) == _read(file.source)
+            if old is not None and (
+                os.path.samefile(file.source, target) or old == _read(file.source)
             ):
                 unchanged.append(file.path)
                 continue
