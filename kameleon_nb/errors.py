@@ -30,6 +30,8 @@ class KameleonError(Exception):
     """Base of every error kameleon_nb reports to the user."""
 
     exit_code = 1
+    #: warnings printed before the error (upstream prints them as they occur)
+    warnings: tuple[str, ...] = ()
 
 
 class ExecError(KameleonError):
@@ -114,3 +116,13 @@ class YamlError(KameleonError):
     """A file is not valid YAML (17)."""
 
     exit_code = 17
+
+    def __init__(self, message: str, *, where: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        #: ``file:line:column`` (or the file alone) and what is wrong there
+        self.where = where
+        self.problem = problem
+
+    def located(self) -> str:
+        """The error as ``file:line:column: problem`` (editors jump to it)."""
+        return f"{self.where}: {self.problem}" if self.where else str(self)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from kameleon_nb.core.model import SECTIONS
+from kameleon_nb.core.psych_load import PsychLoader
 from kameleon_nb.core.variables import VARIABLE_RE, overload, ruby_str
 from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
 
@@ -29,23 +30,26 @@ __all__ = [
     "read_yaml",
 ]
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _BASE = "@base"
 
 
 def parse_yaml(text: str, *, source: str) -> object:
-    """Parse YAML text, turning syntax errors into a one-line :class:`YamlError`."""
+    """Parse YAML text as upstream does; a syntax error is one line in Psych's words.
+
+    The message reads ``(<file>): <problem> <context> at line L column C``, as
+    upstream prints it (``<unknown>`` for text that is not a file).
+    """
     try:
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=PsychLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
+        problem = " ".join(p for p in (err.problem, err.context) if p) or "invalid YAML"
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = err.problem or "invalid YAML"
-        context = f" ({err.context})" if err.context else ""
-        raise YamlError(f"{where}: {problem}{context}") from err
+        raise YamlError(f"({source}): {problem}{at}", where=where, problem=problem) from err
     except yaml.YAMLError as err:
-        raise YamlError(f"{source}: {err}") from err
+        raise YamlError(f"({source}): {err}", where=source, problem=str(err)) from err
 
 
 def read_text(path: str) -> str:
@@ -127,6 +131,7 @@ class LoadedRecipe:
         sections: each section's macrostep entries, ``@base`` expanded.
         include_files: files merged through ``global.include``.
         description: the recipe file's ``# DESCRIPTION:`` text.
+        unbraced: ``$$name`` references without braces met while merging (warned).
         edits: microsteps defined outside the files (notebook cells), by
             ``(section, macrostep)`` then microstep name: each body (commands, maybe
             an ``on_checkpoint`` item) replaces the microstep of that name, or is
@@ -147,6 +152,7 @@ class LoadedRecipe:
     include_files: list[str] = field(default_factory=list)
     description: str = ""
     edits: dict[tuple[str, str], dict[str, list[object]]] = field(default_factory=dict)
+    unbraced: list[str] = field(default_factory=list)
 
     @classmethod
     def empty(cls, path: str, name: str) -> LoadedRecipe:
@@ -177,12 +183,14 @@ def _global_of(data: Mapping[str, object], path: str) -> dict[str, object]:
     return {str(k): v for k, v in value.items()}
 
 
-def _merge_globals(child: Mapping[str, object], parent: Mapping[str, object]) -> dict[str, object]:
+def _merge_globals(
+    child: Mapping[str, object], parent: Mapping[str, object], unbraced: list[str]
+) -> dict[str, object]:
     """Child globals over parent globals, with the overload rule."""
     merged = dict(parent)
     for key, value in child.items():
         if isinstance(value, str) and key in parent:
-            merged[key] = overload(value, key, parent[key])
+            merged[key] = overload(value, key, parent[key], unbraced.append)
         else:
             merged[key] = value
     return merged
@@ -227,17 +235,19 @@ def _section_items(data: Mapping[str, object], section: str, origin: str) -> lis
 
 
 def _include_globals(
-    value: object, recipe: str, steps_dirs: StepsDirs
-) -> tuple[dict[str, object], list[str]]:
-    names = value if isinstance(value, list) else [value]
+    value: object, recipe: str, steps_dirs: StepsDirs, files: list[str]
+) -> dict[str, object]:
+    """The globals of ``include`` files (names prefixed with ``-`` are optional)."""
+    if isinstance(value, str):
+        names = [value]
+    elif isinstance(value, list):
+        names = [v for v in value if isinstance(v, str)]
+    else:
+        return {}
     merged: dict[str, object] = {}
-    files: list[str] = []
     for raw in names:
-        if raw is None:
-            continue
-        name = str(raw)
-        optional = name.startswith("-")
-        name = _with_yaml_ext(name.lstrip("-"))
+        optional = raw.startswith("-")
+        name = _with_yaml_ext(raw[1:] if optional else raw)
         candidates = (
             [name]
             if os.path.isabs(name)
@@ -250,13 +260,37 @@ def _include_globals(
         if found is None:
             if optional:
                 continue
-            raise MissingFileError(f"{recipe}: global include file '{name}' not found")
+            raise RecipeError(
+                f"File '{name}' not found here {[os.path.dirname(c) for c in candidates]} "
+                f"(global include of {recipe})"
+            )
         data = read_yaml(found)
-        if data is not None and not isinstance(data, dict):
-            raise RecipeError(f"{found}: an included global file must be a mapping")
-        merged.update({str(k): v for k, v in (data or {}).items()})
-        files.append(found)
-    return merged, files
+        if not isinstance(data, dict):
+            if optional:
+                continue
+            raise RecipeError(f"Global should be a Hash. (check {found})")
+        merged.update({str(k): v for k, v in data.items()})
+        files.append(os.path.normpath(found))
+    return merged
+
+
+def _expanded_globals(
+    value: object, recipe: str, steps_dirs: StepsDirs, files: list[str]
+) -> dict[str, object]:
+    """A recipe's globals with its ``include`` files merged in place of the key.
+
+    Upstream does this only while it merges an ``extend`` chain, once for each
+    time it reads the recipe's globals (files found are listed each time).
+    """
+    if not isinstance(value, dict):
+        return {}
+    expanded: dict[str, object] = {}
+    for key, item in value.items():
+        if key == "include":
+            expanded.update(_include_globals(item, recipe, steps_dirs, files))
+        else:
+            expanded[str(key)] = item
+    return expanded
 
 
 def load_recipe(
@@ -314,8 +348,11 @@ def load_recipe(
         description=description_of(text),
     )
     current, current_data = abspath, data
+    current_global = data.get("global")  # raw: an ``include`` key is still there
     while "extend" in current_data:
-        known = {**loaded.global_vars, **cli}
+        dirs = StepsDirs.for_chain(loaded.chain, cwd)
+        own = _expanded_globals(current_global, current, dirs, loaded.include_files)
+        known = {**own, **cli}
         parent = _extend_target(current_data["extend"], current, known, fallback_dirs)
         if parent in loaded.chain:
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
@@ -326,14 +363,15 @@ def load_recipe(
             )
         parent_data = _as_mapping(read_yaml(parent), parent)
         loaded.chain.append(parent)
-        parent_globals = _global_of(parent_data, parent)
-        include = loaded.global_vars.get("include")
-        if include is not None:
+        if "global" in current_data:
             dirs = StepsDirs.for_chain(loaded.chain, cwd)
-            included, files = _include_globals(include, current, dirs)
-            loaded.include_files.extend(files)
-            parent_globals = {**parent_globals, **included}
-        loaded.global_vars = _merge_globals(loaded.global_vars, parent_globals)
+            parent_globals = _expanded_globals(
+                parent_data.get("global"), parent, dirs, loaded.include_files
+            )
+            child_globals = _expanded_globals(current_global, current, dirs, loaded.include_files)
+            current_global = _merge_globals(child_globals, parent_globals, loaded.unbraced)
+        else:
+            current_global = parent_data.get("global")
         for key in ("aliases", "checkpoint", "env"):
             if getattr(loaded, key) is None and parent_data.get(key) is not None:
                 setattr(loaded, key, parent_data.get(key))
@@ -344,7 +382,10 @@ def load_recipe(
                 _section_items(parent_data, section, parent) if section in parent_data else None
             )
             loaded.sections[section] = _splice_base(items, parent_items)
-        current, current_data = parent, parent_data
+        current, current_data = parent, dict(parent_data)
+        if current_global is not None:
+            current_data["global"] = current_global
+    loaded.global_vars = _global_of({"global": current_global}, abspath)
     for section, items in loaded.sections.items():
         loaded.sections[section] = [i for i in items if i.item != _BASE]
     return loaded

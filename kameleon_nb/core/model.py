@@ -113,6 +113,9 @@ class Macrostep:
     init: tuple[Microstep, ...] = ()
     microsteps: tuple[Microstep, ...] = ()
     clean: tuple[Microstep, ...] = ()
+    #: the file that writes it: its step file, or the recipe file that embeds it
+    #: (``path`` is what upstream shows: the recipe being built, for embedded ones)
+    origin: str | None = None
 
     @property
     def internal(self) -> bool:

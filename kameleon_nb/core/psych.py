@@ -22,11 +22,15 @@ particular :func:`_ruby_float_to_s`, :func:`_tokenizes_to_string` and :func:`dum
 
 from __future__ import annotations
 
+import base64
+import datetime
 import math
 import re
 import unicodedata
 from functools import lru_cache
 from typing import Final
+
+from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol
 
 __all__ = ["dump"]
 
@@ -648,7 +652,21 @@ class _Emitter:
 
     def node(self, value: object, mapping: bool, simple_key: bool) -> None:
         """Emit any value (libyaml's emit_node, with Psych's visitors)."""
-        if isinstance(value, str):
+        if isinstance(value, Symbol | RubyTime | datetime.date):
+            self.scalar(
+                _ruby_plain_text(value), _PLAIN, quoted_implicit=False, simple_key=simple_key
+            )
+        elif isinstance(value, RubyBinary):
+            text = base64.b64encode(value).decode("ascii")
+            self.scalar(
+                text,
+                _LITERAL,
+                tag=("!", "binary"),
+                plain_implicit=False,
+                quoted_implicit=False,
+                simple_key=simple_key,
+            )
+        elif isinstance(value, str):
             if type(value) is not str:
                 value = str.__str__(value)
             if value == "<<":
@@ -751,6 +769,15 @@ class _Emitter:
             self.write_indicator("...", True, False, False)
             self.write_indent()
         return "".join(self.out)
+
+
+def _ruby_plain_text(value: Symbol | RubyTime | datetime.date) -> str:
+    """Psych's text for a Symbol (``:name``), a Time or a Date."""
+    if isinstance(value, Symbol):
+        return ":" + str.__str__(value)
+    if isinstance(value, RubyTime):
+        return value.psych()
+    return value.isoformat()
 
 
 def _find_anchors(value: object) -> dict[int, int]:

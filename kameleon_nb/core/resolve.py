@@ -13,13 +13,14 @@ written while its id stays upstream's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import uuid as uuid_module
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from kameleon_nb.core import psych
+from kameleon_nb.core import command_texts, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
 from kameleon_nb.core.loader import (
     LoadedRecipe,
@@ -40,8 +41,8 @@ from kameleon_nb.core.model import (
     StepId,
 )
 from kameleon_nb.core.stepid import chain_step_ids, unique_slugs
-from kameleon_nb.core.variables import VARIABLE_RE, lookup_in, overload, ruby_str, substitute
-from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
+from kameleon_nb.core.variables import lookup_in, overload, ruby_str, substitute
+from kameleon_nb.errors import BuildError, KameleonError, MissingFileError, RecipeError, YamlError
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
@@ -50,11 +51,10 @@ __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text
 CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear", "delete", "size")
 _REQUIRED_HOOKS = ("create", "apply", "list", "clear")
 _CONTEXT_DEFAULTS: dict[str, object] = {"cmd": "/bin/bash", "proxy_cache": "127.0.0.1"}
-_ALIAS_ARG_RE = re.compile(r"@\d+")
-_DATA_DIR_RE = re.compile(
-    r"\$\$(?:\{kameleon_data_dir\}|kameleon_data_dir(?![a-zA-Z0-9_-]))(.*)$", re.M
-)
-_HOOK_RE = re.compile(r"^on_(?:(\w+)_)?(clean|init)$")
+# Upstream's data-dir pattern: the reference and the rest of its line (no word boundary).
+_DATA_DIR_RE = re.compile(r"\$\$(?:\{kameleon_data_dir\}|kameleon_data_dir)(.*)")
+_DATA_DIR_BARE_RE = re.compile(r"\$\$kameleon_data_dir/(.*)")
+_HOOK_RE = re.compile(r"on_(.*)(?:clean|init)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,8 @@ class ResolveOptions:
         persistent_cache: value of ``persistent_cache``.
         stored_uuid: ``(kameleon_uuid, kameleon_short_uuid)`` from ``.build_recipe``.
         builtin_steps_dirs: kameleon_nb's own steps dirs, searched after the recipe's.
+        require_checkpoint: a recipe without a checkpoint mechanism is a build error
+            (``build -c``, checked where upstream checks it: after loading).
     """
 
     cli_globals: Mapping[str, str] = field(default_factory=dict)
@@ -76,63 +78,33 @@ class ResolveOptions:
     persistent_cache: bool = False
     stored_uuid: tuple[str, str] | None = None
     builtin_steps_dirs: tuple[str, ...] = ()
+    require_checkpoint: bool = False
 
 
 # --------------------------------------------------------------------------- texts
 
 
+@dataclass(slots=True)
 class _Texts:
     """A command's text along both tracks: hashed (``---`` removed) and run."""
 
-    __slots__ = ("hashed", "run")
-
-    def __init__(self, hashed: str, run: str) -> None:
-        self.hashed = hashed
-        self.run = run
-
-    @classmethod
-    def of(cls, item: object) -> _Texts:
-        dumped = psych.dump(item)
-        hashed = dumped.replace("---", "").strip()
-        run = dumped[3:].strip() if "---" in dumped[3:] else hashed
-        return cls(hashed, run)
+    hashed: str
+    run: str
 
     def map(self, function: Callable[[str], str]) -> _Texts:
         hashed = function(self.hashed)
         return _Texts(hashed, hashed if self.run == self.hashed else function(self.run))
 
 
-def _roundtrip(item: object, *, keep_dashes: bool) -> object:
-    """What upstream's command object makes of an item: its stripped dump, parsed."""
-    dumped = psych.dump(item)
-    text = dumped[3:].strip() if keep_dashes else dumped.replace("---", "").strip()
-    return parse_yaml(text, source="<command>")
-
-
-def _normalize(item: object, *, keep_dashes: bool) -> object:
-    """An item as upstream re-dumps it: parsed back, nested scalars made strings."""
-    parsed = _roundtrip(item, keep_dashes=keep_dashes)
-    if isinstance(parsed, dict) and len(parsed) == 1:
-        ((key, value),) = parsed.items()
-        if isinstance(value, list):
-            return {key: [_normalize(v, keep_dashes=keep_dashes) for v in value]}
-        return {key: ruby_str(value)}
-    return parsed
-
-
-def _command_texts(item: object, *, redumped: bool) -> _Texts:
-    """The texts of a command before variables: its dump, or its re-dump.
-
-    Upstream re-dumps alias expansions and list-valued commands from their parsed
-    structure; other commands keep their first dump.
-    """
-    if not redumped:
-        return _Texts.of(item)
-    hashed = psych.dump(_normalize(item, keep_dashes=False)).replace("---", "").strip()
-    if "---" not in psych.dump(item)[3:]:
-        return _Texts(hashed, hashed)
-    run = psych.dump(_normalize(item, keep_dashes=True))[3:].strip()
-    return _Texts(hashed, run)
+def _both_tracks(texts: Callable[[bool], list[str]], needs_run: bool) -> list[_Texts]:
+    """Pair upstream's texts with the ones that run (they differ only around ``---``)."""
+    hashed = texts(False)
+    if not needs_run:
+        return [_Texts(t, t) for t in hashed]
+    run = texts(True)
+    if len(run) != len(hashed):  # deleting ``---`` changed the structure: run upstream's
+        run = hashed
+    return [_Texts(h, r) for h, r in zip(hashed, run, strict=True)]
 
 
 def upstream_text(item: object) -> str:
@@ -144,31 +116,12 @@ def upstream_text(item: object) -> str:
     >>> upstream_text({"group": [{"exec_local": 12}]})
     "group:\n- exec_local: '12'"
     """
-    value = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
-    return _command_texts(item, redumped=isinstance(value, list)).hashed
+    text = command_texts.initial_text(item, keep=False)
+    (expanded,) = command_texts.expand_aliases(text, {}, keep=False, source="<command>")
+    return expanded
 
 
 # ---------------------------------------------------------------------- raw model
-
-
-@dataclass(slots=True)
-class _RawCommand:
-    item: object  # the YAML item: {key: value} or a bare string
-    redumped: bool = False  # alias expansions and list-valued commands are re-dumped
-
-    @property
-    def key(self) -> str:
-        if isinstance(self.item, dict):
-            return str(next(iter(self.item)))
-        return str(self.item)
-
-    @property
-    def value(self) -> object:
-        return next(iter(self.item.values())) if isinstance(self.item, dict) else None
-
-    @property
-    def has_value(self) -> bool:
-        return isinstance(self.item, dict)
 
 
 @dataclass(slots=True)
@@ -177,6 +130,7 @@ class _RawMicrostep:
     commands: list[object]
     policy: CheckpointPolicy
     source: str
+    body: list[object]  # as written, ``on_checkpoint`` included
 
 
 @dataclass(slots=True)
@@ -186,6 +140,8 @@ class _RawMacrostep:
     microsteps: list[_RawMicrostep]
     variables: list[tuple[str, object]]  # definition order
     overrides: list[tuple[str, object]]
+    origin: str = ""  # the file that writes it
+    embedded: bool = False
 
 
 @dataclass(slots=True)
@@ -196,9 +152,18 @@ class _Built:
 
 
 @dataclass(slots=True)
+class _Expanded:
+    """A microstep after the alias pass, then after the variable pass."""
+
+    raw: _RawMicrostep
+    texts: list[_Texts]
+
+
+@dataclass(slots=True)
 class _BuiltMacrostep:
     name: str
     path: str | None
+    origin: str | None = None
     init: list[_Built] = field(default_factory=list)
     microsteps: list[_Built] = field(default_factory=list)
     clean: list[_Built] = field(default_factory=list)
@@ -223,27 +188,23 @@ def builtin_globals(name: str, recipe_dir: str, kameleon_cwd: str) -> dict[str, 
     }
 
 
-def _merge_cli(values: dict[str, object], cli: Mapping[str, str]) -> dict[str, object]:
+def _merge_cli(
+    values: dict[str, object], cli: Mapping[str, str], on_unbraced: Callable[[str], None]
+) -> dict[str, object]:
     merged = dict(values)
     for key, value in cli.items():
-        merged[key] = overload(value, key, merged[key]) if key in merged else value
+        merged[key] = overload(value, key, merged[key], on_unbraced) if key in merged else value
     return merged
 
 
-def _resolve_globals(raw: dict[str, object], source: str) -> dict[str, object]:
-    text = psych.dump(raw)
-    if VARIABLE_RE.search(text) is None:
-        return raw
-
-    def lookup(name: str) -> str:
-        if name not in raw:
-            raise RecipeError(f"{source}: variable $${{{name}}} not found in local or global")
-        return ruby_str(raw[name])
-
-    resolved = parse_yaml(substitute(text, lookup, source=source), source=source)
-    if not isinstance(resolved, dict):
-        raise RecipeError(f"{source}: the globals do not form a mapping after substitution")
-    return {str(k): v for k, v in resolved.items()}
+def _complete_contexts(values: dict[str, object]) -> None:
+    """Fill the context mappings as upstream does at load: defaults, ``interactive_cmd``."""
+    for key in ("out_context", "in_context"):
+        given = values.get(key)
+        if isinstance(given, dict):
+            merged = {**_CONTEXT_DEFAULTS, **{str(k): v for k, v in given.items()}}
+            merged.setdefault("interactive_cmd", merged.get("cmd"))
+            values[key] = merged
 
 
 _ERB_RE = re.compile(r"<%(=|#)?\s*(.*?)\s*-?%>", re.S)
@@ -316,7 +277,7 @@ def _context_spec(
 
 
 class _Resolver:
-    """State of one resolution: globals, aliases, lookups, collected files."""
+    """State of one resolution: globals, aliases, lookups, collected files, warnings."""
 
     def __init__(self, loaded: LoadedRecipe, options: ResolveOptions, cwd: str) -> None:
         self.loaded = loaded
@@ -329,8 +290,12 @@ class _Resolver:
         self.data_files: list[str] = []
         self.warnings: list[str] = []
         self._warned: set[str] = set()
+        for name in loaded.unbraced:
+            self.unbraced(name)
+        self.raw_globals: dict[str, object] = {}
         self.globals: dict[str, object] = {}
         self.aliases: dict[str, list[object]] = {}
+        self.aliases_have_dashes = False
 
     # warnings ------------------------------------------------------------------
     def unbraced(self, name: str) -> None:
@@ -342,23 +307,45 @@ class _Resolver:
             )
 
     # globals -------------------------------------------------------------------
-    def resolve_globals(self) -> None:
+    def load_globals(self) -> None:
+        """The globals as upstream's non-strict load sees them (steps are found with them)."""
         loaded, options = self.loaded, self.options
         build_path = options.build_path or os.path.join(os.getcwd(), "build")
         kameleon_cwd = os.path.join(build_path, loaded.name)
         values = builtin_globals(loaded.name, os.path.dirname(loaded.abspath), kameleon_cwd)
         values.update(loaded.global_vars)
-        values = _merge_cli(values, options.cli_globals)
-        values["checkpointing_enabled"] = "true" if options.checkpointing else "false"
-        values["persistent_cache"] = "true" if options.persistent_cache else "false"
+        _complete_contexts(values)
+        self.raw_globals = _merge_cli(values, options.cli_globals, self.unbraced)
+        self.globals = self.substitute_globals(self.raw_globals, strict=False)
+
+    def resolve_globals(self) -> None:
+        """Upstream's strict pass, after the build options and the uuid are set."""
+        values = dict(self.raw_globals)
+        values["checkpointing_enabled"] = "true" if self.options.checkpointing else "false"
+        values["persistent_cache"] = "true" if self.options.persistent_cache else "false"
         if "kameleon_uuid" not in values:
-            if options.stored_uuid is not None:
-                values["kameleon_uuid"], values["kameleon_short_uuid"] = options.stored_uuid
+            stored = self.options.stored_uuid
+            if stored is not None:
+                values["kameleon_uuid"], values["kameleon_short_uuid"] = stored
             else:
                 generated = str(uuid_module.uuid4())
                 values["kameleon_uuid"] = generated
                 values["kameleon_short_uuid"] = generated.rsplit("-", 1)[-1]
-        self.globals = _resolve_globals(values, loaded.abspath)
+        self.globals = self.substitute_globals(values, strict=True)
+
+    def substitute_globals(self, values: dict[str, object], *, strict: bool) -> dict[str, object]:
+        """Resolve the globals through their Psych dump, as upstream does."""
+        source = self.loaded.abspath
+        text = psych.dump(values)
+        if "$$" not in text:
+            return values
+        lookup = lookup_in(values)
+        resolved = parse_yaml(
+            self.resolve_text(text, source, lookup, strict=strict), source="<unknown>"
+        )
+        if not isinstance(resolved, dict):
+            raise RecipeError(f"{source}: the globals do not form a mapping after substitution")
+        return {**values, **{str(k): v for k, v in resolved.items()}}
 
     def include_steps(self) -> list[str]:
         raw = self.globals.get("include_steps")
@@ -381,10 +368,8 @@ class _Resolver:
         return flat
 
     def nonstrict(self, text: str) -> str:
-        def lookup(name: str) -> str:
-            return ruby_str(self.globals.get(name, ""))
-
-        return substitute(text, lookup, source=self.loaded.abspath)
+        """A step name, resolved as at load (unknown variables become empty)."""
+        return self.resolve_text(text, self.loaded.abspath, lookup_in(self.globals), strict=False)
 
     # aliases -------------------------------------------------------------------
     def load_aliases(self) -> None:
@@ -396,22 +381,23 @@ class _Resolver:
                 str(k): _as_command_list(v, str(k), self.loaded.aliases_origin)
                 for k, v in value.items()
             }
-            return
-        names = value if isinstance(value, list) else [value]
-        for raw_name in names:
-            name = ruby_str(raw_name)
-            path = self.steps_dirs.find("aliases", name)
-            if path is None:
-                raise RecipeError(
-                    f"Aliases file for recipe '{self.loaded.abspath}' does not exists "
-                    f"('{name}' in no steps/aliases/ directory)"
-                )
-            data = read_yaml(path)
-            if not isinstance(data, dict):
-                raise RecipeError(f"{path}: an aliases file must map alias names to commands")
-            for key, commands in data.items():
-                self.aliases[str(key)] = _as_command_list(commands, str(key), path)
-            self.step_files.append(path)
+        else:
+            names = value if isinstance(value, list) else [value]
+            for raw_name in names:
+                name = ruby_str(raw_name)
+                path = self.steps_dirs.find("aliases", name)
+                if path is None:
+                    raise RecipeError(
+                        f"Aliases file for recipe '{self.loaded.abspath}' does not exists "
+                        f"('{name}' in no steps/aliases/ directory)"
+                    )
+                data = read_yaml(path)
+                if not isinstance(data, dict):
+                    raise RecipeError(f"{path}: an aliases file must map alias names to commands")
+                for key, commands in data.items():
+                    self.aliases[str(key)] = _as_command_list(commands, str(key), path)
+                self.step_files.append(path)
+        self.aliases_have_dashes = any("---" in psych.dump(v)[3:] for v in self.aliases.values())
 
     # env -------------------------------------------------------------------------
     def load_env(self) -> None:
@@ -428,103 +414,71 @@ class _Resolver:
                 )
             self.env_files.append(path)
 
-    # alias expansion -------------------------------------------------------------
-    def expand(self, item: object, source: str, depth: int = 0) -> list[_RawCommand]:
-        """Expand aliases in one command item (recursively), before substitution."""
-        if depth > 50:
-            raise RecipeError(f"{source}: aliases expand into each other without end")
-        command = _RawCommand(_check_command(item, source))
-        alias = self.aliases.get(command.key)
-        if alias is not None:
-            args = _alias_args(command)
-            expected = _alias_arity(alias)
-            if len(args) != expected:
-                if expected == 0:
-                    problem = f"{command.key} takes no arguments ({len(args)} given)"
-                else:
-                    problem = (
-                        f"{command.key} takes exactly {expected} arguments ({len(args)} given)"
-                    )
-                raise RecipeError(f"{source}: {problem}")
-            expanded: list[_RawCommand] = []
-            for template in alias:
-                instance = _replace_args(template, args)
-                for sub in self.expand(instance, source, depth + 1):
-                    sub.redumped = True
-                    expanded.append(sub)
-            return expanded
-        value = command.value
-        if isinstance(value, list):
-            children: list[object] = []
-            for child in value:
-                children.extend(c.item for c in self.expand(child, source, depth + 1))
-            return [_RawCommand({command.key: children}, redumped=True)]
-        return [command]
+    # alias pass ------------------------------------------------------------------
+    def expand(self, item: object, source: str) -> list[_Texts]:
+        """Upstream's alias pass over one command item: its texts, aliases expanded."""
+        _check_command(item, source)
+        keep_text = command_texts.initial_text(item, keep=True)
+        needs_run = "---" in keep_text or self.aliases_have_dashes
 
-    # data dir --------------------------------------------------------------------
-    def data_dir(self, text: str, source: str, lookup: Callable[[str], str | None]) -> str:
-        def replace(match: re.Match[str]) -> str:
+        def texts(keep: bool) -> list[str]:
+            text = keep_text if keep else command_texts.initial_text(item, keep=False)
+            try:
+                return command_texts.expand_aliases(text, self.aliases, keep=keep, source=source)
+            except RecipeError as err:
+                raise RecipeError(f"{err} (in {source})") from err
+
+        return _both_tracks(texts, needs_run)
+
+    # variable pass ---------------------------------------------------------------
+    def resolve_text(
+        self, text: str, source: str, lookup: Callable[[str], str | None], *, strict: bool = True
+    ) -> str:
+        """Data-dir references, then variables, in one text (upstream's resolve_vars)."""
+        if "kameleon_data_dir" in text:
+            text = self.data_dir(text, source, lookup, strict=strict)
+        return substitute(text, lookup, source=source, on_unbraced=self.unbraced, strict=strict)
+
+    def data_dir(
+        self, text: str, source: str, lookup: Callable[[str], str | None], *, strict: bool
+    ) -> str:
+        for bare in _DATA_DIR_BARE_RE.finditer(text):
+            self.unbraced(bare.group(1))
+        replacements: list[tuple[str, str]] = []
+        for match in _DATA_DIR_RE.finditer(text):
             tail = substitute(
-                match.group(1), _strict(lookup, source), source=source, on_unbraced=self.unbraced
+                match.group(1), lookup, source=source, on_unbraced=self.unbraced, strict=strict
             )
-            quote = ""
-            if tail.endswith('"'):
-                tail, quote = tail[:-1], '"'
+            tail = tail.removesuffix('"')
             found = self.steps_dirs.find_data(tail)
             if found is None:
                 raise RecipeError(f"Cannot find data '{tail}' used in '{source}'")
             self._record_data(found)
-            return found + quote
-
-        return _DATA_DIR_RE.sub(replace, text)
+            replacements.append((match.group(0).removesuffix('"'), found))
+        for reference, found in replacements:  # every occurrence, as upstream's gsub!
+            text = text.replace(reference, found)
+        return text
 
     def _record_data(self, path: str) -> None:
-        paths = [path]
-        if os.path.isdir(path):
-            paths = [
-                os.path.join(root, f) for root, _, files in os.walk(path) for f in sorted(files)
-            ]
-        for found in paths:
-            if found not in self.data_files:
-                self.data_files.append(found)
+        if path not in self.data_files:
+            self.data_files.append(path)
 
-    # commands --------------------------------------------------------------------
-    def resolve_command(
-        self, raw: _RawCommand, source: str, microstep: str, lookup: Callable[[str], str | None]
-    ) -> Command:
-        texts = _command_texts(raw.item, redumped=raw.redumped)
-        strict = _strict(lookup, source)
-
-        def resolve(text: str) -> str:
-            if "kameleon_data_dir" in text:
-                text = self.data_dir(text, source, lookup)
-            return substitute(text, strict, source=source, on_unbraced=self.unbraced)
-
-        texts = texts.map(resolve)
-        try:
-            hashed_obj = parse_yaml(texts.hashed, source=source)
-            run_obj = (
-                hashed_obj if texts.run == texts.hashed else parse_yaml(texts.run, source=source)
-            )
-        except YamlError as err:
-            raise RecipeError(
-                f"Syntax error after variable resolution for microstep {microstep} "
-                f"in {source}: {err}"
-            ) from err
-        return _build_command(run_obj, texts.hashed, source, microstep)
+    def data_files_flat(self) -> list[str]:
+        """The data files found, directories expanded (Ruby's sorted ``Find``)."""
+        flat: list[str] = []
+        for path in self.data_files:
+            for found in _find_files(path):
+                if found not in flat:
+                    flat.append(found)
+        return flat
 
 
-def _strict(lookup: Callable[[str], str | None], source: str) -> Callable[[str], str]:
-    def strict(name: str) -> str:
-        value = lookup(name)
-        if value is None:
-            raise RecipeError(
-                f"{source}: variable $${{{name}}} not found in local or global "
-                f"(define it under 'global:' or pass -g {name}:VALUE)"
-            )
-        return value
-
-    return strict
+def _find_files(path: str) -> Iterable[str]:
+    if not os.path.isdir(path):
+        yield path
+        return
+    for entry in sorted(os.listdir(path)):
+        yield from _find_files(os.path.join(path, entry))
 
 
 def _build_command(obj: object, text: str, source: str, microstep: str) -> Command:
@@ -536,21 +490,19 @@ def _build_command(obj: object, text: str, source: str, microstep: str) -> Comma
             f"a command must be a one-key mapping, got {text!r}"
         )
     ((key, value),) = obj.items()
-    key = str(key)
+    key = ruby_str(key)
     if isinstance(value, list):
         children = tuple(
-            _build_command(child, _Texts.of(child).hashed, source, microstep) for child in value
+            _build_command(child, command_texts.initial_text(child, keep=False), source, microstep)
+            for child in value
         )
         return Command(key=key, value=children, text=text)
     return Command(key=key, value=None if value is None else ruby_str(value), text=text)
 
 
-def _check_command(item: object, source: str) -> object:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict) and len(item) == 1:
-        key = next(iter(item))
-        return {str(key): item[key]}
+def _check_command(item: object, source: str) -> None:
+    if isinstance(item, str) or (isinstance(item, dict) and len(item) == 1):
+        return
     raise RecipeError(
         f"{source}: invalid command {item!r}: a command is a one-key mapping such as "
         "'- exec_in: echo hi' or a bare name"
@@ -563,58 +515,6 @@ def _as_command_list(value: object, name: str, source: str) -> list[object]:
     if not isinstance(value, list):
         raise RecipeError(f"{source}: '{name}' must be a list of commands")
     return list(value)
-
-
-def _alias_args(command: _RawCommand) -> list[object]:
-    if not command.has_value:
-        return []
-    value = command.value
-    if isinstance(value, list):
-        flat: list[object] = []
-
-        def walk(items: list[object]) -> None:
-            for v in items:
-                if isinstance(v, list):
-                    walk(v)
-                else:
-                    flat.append(v)
-
-        walk(value)
-        return flat
-    return [value]
-
-
-def _strings_in(item: object) -> Iterable[str]:
-    if isinstance(item, str):
-        yield item
-    elif isinstance(item, dict):
-        for value in item.values():
-            yield from _strings_in(value)
-    elif isinstance(item, list):
-        for value in item:
-            yield from _strings_in(value)
-    elif item is not None:
-        yield ruby_str(item)
-
-
-def _alias_arity(alias: list[object]) -> int:
-    tokens: set[str] = set()
-    for template in alias:
-        for text in _strings_in(template):
-            tokens.update(_ALIAS_ARG_RE.findall(text))
-    return len(tokens)
-
-
-def _replace_args(item: object, args: list[object]) -> object:
-    if isinstance(item, str):
-        for index, arg in enumerate(args, start=1):
-            item = item.replace(f"@{index}", ruby_str(arg))
-        return item
-    if isinstance(item, dict):
-        return {key: _replace_args(value, args) for key, value in item.items()}
-    if isinstance(item, list):
-        return [_replace_args(value, args) for value in item]
-    return item
 
 
 # --------------------------------------------------------------------- macrosteps
@@ -632,7 +532,7 @@ def _parse_microstep(name: str, body: list[object], source: str) -> _RawMicroste
             policy = CheckpointPolicy.parse(item["on_checkpoint"])
         else:
             commands.append(item)
-    return _RawMicrostep(name=name, commands=commands, policy=policy, source=source)
+    return _RawMicrostep(name=name, commands=commands, policy=policy, source=source, body=body)
 
 
 def _parse_step_body(
@@ -664,7 +564,12 @@ def _is_embedded(args: object) -> bool:
 
 
 def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -> ResolvedRecipe:
-    """Run the strict pipeline on a loaded recipe.
+    """Load a merged recipe's parts, then run the strict pipeline, in upstream's order.
+
+    Upstream's non-strict load (globals, aliases, env files, the checkpoint file and
+    every step file) comes first, then the strict resolution (globals, contexts, the
+    checkpoint hooks, aliases everywhere, variables everywhere, hooks): so when a
+    recipe has two problems, the one upstream reports is reported.
 
     Args:
         loaded: the recipe merged with its parents.
@@ -676,15 +581,42 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
 
     Raises:
         RecipeError: unknown step, variable or microstep, alias arity, bad hooks...
-        MissingFileError: a step, aliases or env file is missing.
+            (with the warnings printed so far in its ``warnings``).
+        MissingFileError: a step file is missing.
         YamlError: a step file is not valid YAML.
     """
     resolver = _Resolver(loaded, options, cwd)
+    try:
+        return _resolve(resolver)
+    except KameleonError as err:
+        err.warnings = tuple(resolver.warnings)
+        raise
+
+
+def _resolve(resolver: _Resolver) -> ResolvedRecipe:
+    loaded, options = resolver.loaded, resolver.options
+    # upstream's load (non-strict)
+    resolver.load_globals()
+    resolver.load_aliases()
+    resolver.load_env()
+    checkpoint_data = _read_checkpoint(resolver)
+    include_steps = resolver.include_steps()
+    sections: dict[str, list[_RawMacrostep]] = {}
+    for section in SECTIONS:
+        sections[section] = [
+            _load_macrostep(resolver, section, entry, include_steps)
+            for entry in loaded.sections.get(section, [])
+        ]
+        _apply_edits(sections[section], section, loaded)
+    if options.require_checkpoint and checkpoint_data is None:
+        raise BuildError(
+            "Checkpoint is unavailable for this recipe (it has no 'checkpoint:' mechanism; "
+            "add one, e.g. 'checkpoint: overlay.yaml', or build without -c)"
+        )
+    # upstream's resolve (strict)
     resolver.resolve_globals()
     globals_ = resolver.globals
     kameleon_cwd = ruby_str(globals_.get("kameleon_cwd"))
-    resolver.load_aliases()
-    resolver.load_env()
     env_texts = [_read_text(path) for path in resolver.env_files]
     contexts = {
         name: dataclasses.replace(
@@ -693,18 +625,21 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
         )
         for name in ContextName
     }
-    checkpoint = _load_checkpoint(resolver)
-    include_steps = resolver.include_steps()
-
-    sections: dict[str, list[_RawMacrostep]] = {}
-    for section in SECTIONS:
-        sections[section] = [
-            _load_macrostep(resolver, section, entry, include_steps)
-            for entry in loaded.sections.get(section, [])
-        ]
-        _apply_edits(sections[section], section, loaded)
-
-    built = _build_sections(resolver, sections)
+    checkpoint = _resolve_checkpoint(resolver, checkpoint_data)
+    expanded = {
+        section: [[_expand_microstep(resolver, m) for m in ms.microsteps] for ms in macrosteps]
+        for section, macrosteps in sections.items()
+    }
+    for section, macrosteps in sections.items():
+        for macrostep, microsteps in zip(macrosteps, expanded[section], strict=True):
+            lookup = _step_lookup(resolver, macrostep)
+            for micro in microsteps:
+                source = macrostep.path
+                micro.texts = [
+                    t.map(functools.partial(_resolve_in, resolver, source, lookup))
+                    for t in micro.texts
+                ]
+    built = _build_sections(resolver, sections, expanded)
     resolved_sections = _number_and_hash(built)
     return ResolvedRecipe(
         name=loaded.name,
@@ -720,53 +655,85 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
             parents=tuple(loaded.chain[1:]),
             steps=tuple(resolver.step_files),
             env=tuple(resolver.env_files),
-            data=tuple(resolver.data_files),
+            data=tuple(resolver.data_files_flat()),
         ),
         cli_globals=dict(options.cli_globals),
         warnings=tuple(resolver.warnings),
     )
 
 
-def _load_checkpoint(resolver: _Resolver) -> dict[str, tuple[Command, ...]]:
+def _resolve_in(
+    resolver: _Resolver, source: str, lookup: Callable[[str], str | None], text: str
+) -> str:
+    return resolver.resolve_text(text, source, lookup)
+
+
+def _read_checkpoint(resolver: _Resolver) -> tuple[str, dict[object, object]] | None:
+    """The checkpoint mechanism in force and the file that defines it (load time)."""
     value = resolver.loaded.checkpoint
     if value is None:
-        return {}
-    source = resolver.loaded.abspath
+        return None
     if isinstance(value, dict):
-        data: object = value
-    else:
-        name = ruby_str(value)
-        path = resolver.steps_dirs.find("checkpoints", name)
-        if path is None:
-            raise MissingFileError(
-                f"Checkpoint file '{name}' of recipe '{source}' is in no steps/checkpoints/ "
-                "directory"
-            )
-        resolver.step_files.append(path)
-        source = path
-        data = read_yaml(path)
+        return resolver.loaded.abspath, value
+    name = ruby_str(value)
+    path = resolver.steps_dirs.find("checkpoints", name)
+    if path is None:
+        raise RecipeError(
+            f"Checkpoint configuraiton file '{name}' does not exists (in no steps/checkpoints/ "
+            f"directory of {resolver.loaded.abspath})"
+        )
+    resolver.step_files.append(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise RecipeError(
-            f"{source}: a checkpoint mechanism maps hooks (create, apply...) to commands"
+            f"{path}: a checkpoint mechanism maps hooks (create, apply...) to commands"
         )
+    return path, data
+
+
+def _resolve_checkpoint(
+    resolver: _Resolver, found: tuple[str, dict[object, object]] | None
+) -> dict[str, tuple[Command, ...]]:
+    if found is None:
+        return {}
+    source, data = found
     missing = [hook for hook in _REQUIRED_HOOKS if hook not in data]
     if missing:
         raise RecipeError(
-            f"{source}: the checkpoint mechanism lacks the hook(s) {', '.join(missing)}; "
-            f"it needs {', '.join(_REQUIRED_HOOKS)} (and optionally enabled?)"
+            f"Required paramater missing for checkpoint: {' '.join(missing)} ({source} needs "
+            f"{', '.join(_REQUIRED_HOOKS)}, and optionally enabled?)"
         )
     lookup = lookup_in(resolver.globals)
     hooks: dict[str, tuple[Command, ...]] = {}
     for hook in CHECKPOINT_HOOKS:
         if hook not in data:
             continue
-        items = _as_command_list(data[hook], hook, source)
         commands: list[Command] = []
-        for item in items:
-            for raw in resolver.expand(item, source):
-                commands.append(resolver.resolve_command(raw, source, hook, lookup))
+        for item in _as_command_list(data[hook], hook, source):
+            for texts in resolver.expand(item, source):
+                resolved = texts.map(functools.partial(_resolve_in, resolver, source, lookup))
+                commands.append(_final_command(resolved, source, hook))
         hooks[hook] = tuple(commands)
     return hooks
+
+
+def _expand_microstep(resolver: _Resolver, microstep: _RawMicrostep) -> _Expanded:
+    texts = [t for item in microstep.commands for t in resolver.expand(item, microstep.source)]
+    return _Expanded(microstep, texts)
+
+
+def _final_command(texts: _Texts, source: str, microstep: str) -> Command:
+    """The command a microstep runs, after upstream's last syntax check."""
+    try:
+        command_texts.value_of(texts.hashed, keep=False)
+        run = command_texts.parse(texts.run)
+    except YamlError as err:
+        raise RecipeError(
+            f"Syntax error after variable resolution for microstep {microstep}, parsed "
+            f"string = {texts.hashed!r} in {source}. Maybe you should remove trailing "
+            "newline from variable using '>-' or '|-'"
+        ) from err
+    return _build_command(run, texts.hashed, source, microstep)
 
 
 def _load_macrostep(
@@ -775,8 +742,8 @@ def _load_macrostep(
     item = entry.item
     if isinstance(item, str):
         name, args = item, None
-    elif isinstance(item, dict) and len(item) == 1:
-        ((raw_name, args),) = item.items()
+    elif isinstance(item, dict) and len(item) >= 1:
+        raw_name, args = next(iter(item.items()))
         name = ruby_str(raw_name)
     else:
         raise _malformed(section, f"entry {item!r} in {entry.origin}")
@@ -784,12 +751,18 @@ def _load_macrostep(
     if _is_embedded(args):
         assert isinstance(args, list)
         body: list[object] = []
+        items: list[tuple[str, object]] = []
         for arg in args:
             if not isinstance(arg, dict):
                 raise _malformed(section, f"item {arg!r} of embedded step '{name}'")
             body.extend({k: v} for k, v in arg.items())
-        microsteps, variables = _parse_step_body(body, entry.origin)
-        return _RawMacrostep(name, entry.origin, microsteps, variables, [])
+            items.extend((str(k), v) for k, v in arg.items())
+        # upstream gives an embedded macrostep the path of the recipe being built
+        # and every item, microsteps included, as a local variable of that value
+        microsteps, variables = _parse_step_body(body, resolver.loaded.abspath)
+        return _RawMacrostep(
+            name, resolver.loaded.abspath, microsteps, variables, items, entry.origin, True
+        )
     if args is not None and not isinstance(args, list):
         raise _malformed(section, f"arguments of step '{name}' must be a list")
     path = resolver.steps_dirs.find_step(section, name, include_steps)
@@ -798,7 +771,6 @@ def _load_macrostep(
             f"Step {name} not found (searched {section}/{name}.yaml in the steps "
             f"directories of {resolver.loaded.abspath})"
         )
-    resolver.step_files.append(path)
     data = read_yaml(path)
     if not isinstance(data, list):
         raise RecipeError(f"The macrostep {path} is not valid (a step file is a YAML list)")
@@ -813,14 +785,15 @@ def _load_macrostep(
         else:
             raise _malformed(section, f"argument {arg!r} of step '{name}'")
     if selection:
-        by_name = {m.name: m for m in microsteps}
+        by_name = {m.name: m for m in reversed(microsteps)}
         chosen = []
         for wanted in selection:
             if wanted not in by_name:
                 raise RecipeError(f"Can't find microstep '{wanted}' in macrostep file '{path}'")
             chosen.append(by_name[wanted])
         microsteps = chosen
-    return _RawMacrostep(name, path, microsteps, variables, overrides)
+    resolver.step_files.append(path)
+    return _RawMacrostep(name, path, microsteps, variables, overrides, path)
 
 
 def _apply_edits(macrosteps: list[_RawMacrostep], section: str, loaded: LoadedRecipe) -> None:
@@ -830,7 +803,7 @@ def _apply_edits(macrosteps: list[_RawMacrostep], section: str, loaded: LoadedRe
             continue
         target = next((m for m in macrosteps if m.name == macrostep_name), None)
         if target is None:
-            target = _RawMacrostep(macrostep_name, loaded.abspath, [], [], [])
+            target = _RawMacrostep(macrostep_name, loaded.abspath, [], [], [], loaded.abspath, True)
             macrosteps.append(target)
         for name, body in bodies.items():
             microstep = _parse_microstep(name, body, loaded.abspath)
@@ -842,65 +815,64 @@ def _apply_edits(macrosteps: list[_RawMacrostep], section: str, loaded: LoadedRe
 
 
 def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str], str | None]:
+    """The variables a macrostep's commands see (semantics §3.3, upstream's precedence)."""
     globals_ = resolver.globals
     values: dict[str, object] = {}
-    order: list[str] = []
     for key, default in macrostep.variables:
         values[key] = globals_.get(key, default) if key in globals_ else default
-        order.append(key)
-    for key, value in macrostep.overrides:
+    for key, value in _overrides(macrostep):
         values[key] = value
-        if key not in order:
-            order.append(key)
     resolved: dict[str, object] = {}
-    for key in order:
-        value = values[key]
-        text = psych.dump(value)
-        if VARIABLE_RE.search(text) is not None:
-            lookup = lookup_in(globals_, resolved)
-            text = substitute(
-                text,
-                _strict(lookup, macrostep.path),
-                source=macrostep.path,
-                on_unbraced=resolver.unbraced,
-            )
-            value = parse_yaml(text, source=macrostep.path)
+    for key, value in values.items():
+        text = psych.dump({key: value}).removesuffix("\n")
+        if "$$" in text:
+            text = resolver.resolve_text(text, macrostep.path, lookup_in(globals_, resolved))
+            parsed = parse_yaml(text, source="<unknown>")
+            if isinstance(parsed, dict):
+                resolved.update({str(k): v for k, v in parsed.items()})
+                continue
         resolved[key] = value
     return lookup_in(resolved, globals_)
 
 
+def _overrides(macrostep: _RawMacrostep) -> list[tuple[str, object]]:
+    """The step's arguments; for an embedded step, its items, microsteps as they are now."""
+    if not macrostep.embedded:
+        return macrostep.overrides
+    bodies = {m.name: m.body for m in macrostep.microsteps}
+    items = [(key, bodies.get(key, value)) for key, value in macrostep.overrides]
+    written = {key for key, _ in macrostep.overrides}
+    items.extend((name, body) for name, body in bodies.items() if name not in written)
+    return items
+
+
 def _build_sections(
-    resolver: _Resolver, sections: Mapping[str, list[_RawMacrostep]]
+    resolver: _Resolver,
+    sections: Mapping[str, list[_RawMacrostep]],
+    expanded: Mapping[str, list[list[_Expanded]]],
 ) -> list[tuple[str, list[_BuiltMacrostep]]]:
     section_init = {s: _BuiltMacrostep(f"_init_{s}", None) for s in SECTIONS}
     section_clean = {s: _BuiltMacrostep(f"_clean_{s}", None) for s in SECTIONS}
     result: list[tuple[str, list[_BuiltMacrostep]]] = []
     for section in SECTIONS:
         built_steps: list[_BuiltMacrostep] = []
-        for macrostep in sections[section]:
-            lookup = _step_lookup(resolver, macrostep)
-            target = _BuiltMacrostep(macrostep.name, macrostep.path)
-            for microstep in macrostep.microsteps:
-                commands: list[Command] = []
-                for item in microstep.commands:
-                    for raw in resolver.expand(item, microstep.source):
-                        command = resolver.resolve_command(
-                            raw, microstep.source, microstep.name, lookup
-                        )
-                        hook = _HOOK_RE.match(command.key)
-                        if hook is None:
-                            commands.append(command)
-                            continue
-                        _attach_hook(
-                            command,
-                            hook,
-                            microstep,
-                            target,
-                            section_init,
-                            section_clean,
-                            microstep.source,
-                        )
-                target.microsteps.append(_Built(microstep.name, commands, microstep.policy))
+        for macrostep, microsteps in zip(sections[section], expanded[section], strict=True):
+            target = _BuiltMacrostep(macrostep.name, macrostep.path, macrostep.origin)
+            kept: list[tuple[_RawMicrostep, list[_Texts]]] = []
+            for micro in microsteps:
+                raw = micro.raw
+                plain: list[_Texts] = []
+                for texts in micro.texts:
+                    key = _command_key(texts, raw)
+                    if not isinstance(key, str) or _HOOK_RE.search(key) is None:
+                        plain.append(texts)
+                        continue
+                    children = _hook_commands(resolver, texts, key, raw)
+                    _attach_hook(key, children, raw, target, section_init, section_clean)
+                kept.append((raw, plain))
+            for raw, plain in kept:
+                commands = [_final_command(t, raw.source, raw.name) for t in plain]
+                target.microsteps.append(_Built(raw.name, commands, raw.policy))
             built_steps.append(target)
         result.append((section, built_steps))
     return [
@@ -909,32 +881,78 @@ def _build_sections(
     ]
 
 
+def _command_key(texts: _Texts, microstep: _RawMicrostep) -> object:
+    try:
+        return command_texts.key_of(texts.hashed)
+    except YamlError as err:
+        lines = "\n".join(f"> {line}" for line in texts.hashed.splitlines())
+        raise RecipeError(
+            f"Syntax error for microstep {microstep.name}: \n{lines} (in {microstep.source})"
+        ) from err
+
+
+def _hook_commands(
+    resolver: _Resolver, texts: _Texts, key: str, microstep: _RawMicrostep
+) -> list[Command]:
+    """The commands of a hook (``on_setup_clean: [...]``), aliases expanded once more."""
+    try:
+        hashed = command_texts.value_of(texts.hashed, keep=False)
+        run = command_texts.value_of(texts.run, keep=True)
+    except YamlError as err:
+        raise RecipeError(
+            f"Syntax error after variable resolution for microstep {microstep.name} "
+            f"in {microstep.source}: {texts.hashed!r}"
+        ) from err
+    if not isinstance(hashed, list) or not isinstance(run, list):
+        raise RecipeError(
+            f"Invalid {key} arguments (in microstep '{microstep.name}' of {microstep.source}: "
+            "expected a list of commands)"
+        )
+    source = microstep.source
+    aliases = resolver.aliases
+    commands: list[Command] = []
+    runs = run if len(run) == len(hashed) else hashed
+    for hashed_child, run_child in zip(hashed, runs, strict=True):
+
+        def expansions(
+            keep: bool, upstream: str = hashed_child, kept: str = run_child
+        ) -> list[str]:
+            return command_texts.expand_aliases(
+                kept if keep else upstream, aliases, keep=keep, source=source
+            )
+
+        for pair in _both_tracks(expansions, run_child != hashed_child):
+            commands.append(
+                _build_command(command_texts.parse(pair.run), pair.hashed, source, microstep.name)
+            )
+    return commands
+
+
 def _attach_hook(
-    command: Command,
-    hook: re.Match[str],
+    key: str,
+    commands: list[Command],
     microstep: _RawMicrostep,
     macrostep: _BuiltMacrostep,
     section_init: Mapping[str, _BuiltMacrostep],
     section_clean: Mapping[str, _BuiltMacrostep],
-    source: str,
 ) -> None:
-    target_section, kind = hook.group(1), hook.group(2)
-    if target_section is not None and target_section not in SECTIONS:
-        raise RecipeError(
-            f"Invalid command: '{command.key}' in microstep "
-            f"'{microstep.name}' of {source} (sections are {', '.join(SECTIONS)})"
-        )
-    if not isinstance(command.value, tuple):
-        raise RecipeError(
-            f"Invalid {command.key} arguments in microstep '{microstep.name}' "
-            f"of {source}: expected a list of commands"
-        )
-    if target_section is None:
-        holder = macrostep
+    if key in ("on_clean", "on_init"):
+        holder, kind = macrostep, key[3:]
     else:
-        holder = (section_init if kind == "init" else section_clean)[target_section]
+        target = next(
+            ((s, kind) for s in SECTIONS for kind in ("clean", "init") if key == f"on_{s}_{kind}"),
+            None,
+        )
+        if target is None:
+            raise RecipeError(
+                f"Invalid command: '{key}' (in microstep '{microstep.name}' of "
+                f"{microstep.source}; hooks are on_clean, on_init, on_<section>_clean and "
+                f"on_<section>_init with sections {', '.join(SECTIONS)})"
+            )
+        section, kind = target
+        holder = (section_init if kind == "init" else section_clean)[section]
     existing = holder.init if kind == "init" else holder.clean
-    new = _Built(f"_{kind}_{len(existing)}_{microstep.name}", list(command.value), microstep.policy)
+    new = _Built(f"_{kind}_{len(existing)}_{microstep.name}", commands, microstep.policy)
     if kind == "init":
         existing.append(new)
     else:
@@ -973,6 +991,7 @@ def _number_and_hash(built: list[tuple[str, list[_BuiltMacrostep]]]) -> tuple[Se
                     Macrostep(
                         name=m.name,
                         path=m.path,
+                        origin=m.origin,
                         init=tuple(finished[id(x)] for x in m.init),
                         microsteps=tuple(finished[id(x)] for x in m.microsteps),
                         clean=tuple(finished[id(x)] for x in m.clean),

@@ -13,20 +13,47 @@ import math
 import re
 from collections.abc import Callable, Mapping
 
+from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol, date_inspect
 from kameleon_nb.errors import RecipeError
 
 __all__ = [
     "VARIABLE_RE",
+    "UndefinedVariableError",
     "VariableCycleError",
     "overload",
     "references",
     "ruby_inspect",
     "ruby_str",
     "substitute",
+    "warn_bare",
 ]
 
 #: ``$${name}`` or ``$$name``; group 1 is the braced name, group 2 the bare one.
 VARIABLE_RE = re.compile(r"\$\$\{([a-zA-Z0-9_-]+)\}|\$\$([a-zA-Z0-9_-]+)")
+_BARE_RE = re.compile(r"\$\$([a-zA-Z0-9_-]+)")
+
+
+def warn_bare(text: str, on_unbraced: Callable[[str], None] | None) -> None:
+    """Report every ``$$name`` written without braces in ``text``, in order.
+
+    Upstream scans each text it substitutes into for such names before it replaces
+    anything, so every one is reported, even after an error further on.
+    """
+    if on_unbraced is not None and "$$" in text:
+        for match in _BARE_RE.finditer(text):
+            on_unbraced(match.group(1))
+
+
+class UndefinedVariableError(RecipeError):
+    """A variable is used but defined nowhere (strict substitution)."""
+
+    def __init__(self, written: str, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        super().__init__(
+            f"{source}: variable {written} not found in local or global "
+            f"(define it under 'global:' or pass -g {name}:VALUE)"
+        )
 
 
 class VariableCycleError(RecipeError):
@@ -64,6 +91,8 @@ def _ruby_scalar(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return _ruby_float(value)
+    if isinstance(value, RubyTime | RubyBinary):
+        return value.to_s()
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S %z").strip()
     if isinstance(value, datetime.date):
@@ -93,17 +122,23 @@ def ruby_inspect(value: object) -> str:
     >>> ruby_inspect(["a", 1, None, {"k": True}])
     '["a", 1, nil, {"k"=>true}]'
     """
+    if isinstance(value, Symbol):
+        return value.inspect()
     if isinstance(value, str):
         return _ruby_inspect_str(value)
     if value is None:
         return "nil"
+    if isinstance(value, RubyTime):
+        return value.inspect()
+    if isinstance(value, RubyBinary):
+        return _ruby_inspect_str(value.to_s())
     if isinstance(value, dict):
         items = ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items())
         return "{" + items + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(ruby_inspect(v) for v in value) + "]"
-    if isinstance(value, datetime.date):
-        return "#<Date: " + value.isoformat() + ">"
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return date_inspect(value)
     return _ruby_scalar(value)
 
 
@@ -150,26 +185,28 @@ def substitute(
     *,
     source: str,
     on_unbraced: Callable[[str], None] | None = None,
+    strict: bool = False,
 ) -> str:
     """Replace every variable reference in ``text``, recursively.
 
     Args:
         text: the text (a YAML dump, or a path).
-        lookup: gives a name's string form, or ``None`` when it is undefined; it
-            raises to make undefined names an error (strict mode) or returns ``""``
-            (non-strict mode).
+        lookup: gives a name's string form, or ``None`` when it is undefined.
         source: the file the text comes from, for error messages.
         on_unbraced: called with each name written as ``$$name`` without braces.
+        strict: an undefined name is an error (else it becomes the empty string).
 
     Returns:
         The text with every reference expanded.
 
     Raises:
         VariableCycleError: a variable expands (directly or not) to itself.
+        UndefinedVariableError: ``strict`` and a name is undefined.
 
     >>> substitute("a $${x} b", {"x": "[$${y}]", "y": "1"}.get, source="r.yaml")
     'a [1] b'
     """
+    warn_bare(text, on_unbraced)
     match = VARIABLE_RE.search(text)
     if match is None:
         return text
@@ -186,11 +223,12 @@ def substitute(
         if any(open_name == name for open_name, _ in open_expansions):
             chain = [open_name for open_name, _ in open_expansions]
             raise VariableCycleError([*chain[chain.index(name) :], name], source)
-        if match.group(2) is not None and on_unbraced is not None:
-            on_unbraced(name)
         value = lookup(name)
         if value is None:
+            if strict:
+                raise UndefinedVariableError(match.group(0), name, source)
             value = ""
+        warn_bare(value, on_unbraced)
         out.append(rest[: match.start()])
         tail = rest[match.end() :]
         open_expansions.append((name, len(tail)))
@@ -200,7 +238,12 @@ def substitute(
     return "".join(out)
 
 
-def overload(child: str, key: str, parent_value: object) -> str:
+def overload(
+    child: str,
+    key: str,
+    parent_value: object,
+    on_unbraced: Callable[[str], None] | None = None,
+) -> str:
     """Apply upstream's overload rule to a child value that refers to its own key.
 
     When a child value for ``key`` contains ``$${key}``, its *first* reference is
@@ -211,8 +254,9 @@ def overload(child: str, key: str, parent_value: object) -> str:
     >>> overload("$${pkgs} vim", "pkgs", "curl")
     'curl vim'
     """
-    if key not in references(child):
+    if f"$${key}" not in child and f"$${{{key}}}" not in child:
         return child
+    warn_bare(child, on_unbraced)
     match = VARIABLE_RE.search(child)
     assert match is not None  # at least the self-reference exists
     name = match.group(1) or match.group(2)

@@ -47,11 +47,15 @@ def resolve(
     persistent_cache: bool = False,
     cwd: str,
     uuid: tuple[str, str] | None = None,
+    build_dir_uuid: bool = True,
+    require_checkpoint: bool = False,
 ) -> ResolvedRecipe:
     """Resolve a loaded recipe for a build, with the uuid its build dir recorded.
 
     ``uuid`` pins ``(kameleon_uuid, kameleon_short_uuid)`` instead (a notebook
-    session re-resolving its recipe keeps the uuid of its first resolution).
+    session re-resolving its recipe keeps the uuid of its first resolution);
+    ``build_dir_uuid=False`` ignores the build dir's (``kameleon info`` does).
+    ``require_checkpoint`` makes a recipe without a mechanism a build error.
     """
     build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
     options = ResolveOptions(
@@ -59,11 +63,17 @@ def resolve(
         build_path=build_path,
         checkpointing=checkpointing,
         persistent_cache=persistent_cache,
-        stored_uuid=uuid or stored_uuid(os.path.join(build_path, loaded.name)),
+        stored_uuid=uuid
+        or (stored_uuid(os.path.join(build_path, loaded.name)) if build_dir_uuid else None),
         builtin_steps_dirs=(BUILTIN_STEPS_DIR,),
+        require_checkpoint=require_checkpoint,
     )
     recipe = resolve_recipe(loaded, options, cwd=cwd)
-    if uuid is None and recipe.kameleon_cwd != os.path.join(build_path, loaded.name):
+    if (
+        uuid is None
+        and build_dir_uuid
+        and recipe.kameleon_cwd != os.path.join(build_path, loaded.name)
+    ):
         moved = stored_uuid(recipe.kameleon_cwd)  # the recipe moved its build dir
         if moved is not None and moved != options.stored_uuid:
             options = dataclasses.replace(options, stored_uuid=moved)
@@ -80,6 +90,8 @@ def open_recipe(
     persistent_cache: bool = False,
     cwd: str | None = None,
     text: str | None = None,
+    build_dir_uuid: bool = True,
+    require_checkpoint: bool = False,
 ) -> ResolvedRecipe:
     """Load and resolve a recipe as ``kameleon build`` does.
 
@@ -91,6 +103,8 @@ def open_recipe(
         persistent_cache: value of ``persistent_cache``.
         cwd: the workspace root (default: the process's cwd).
         text: the recipe's text when it is not read from ``path`` (notebook cells).
+        build_dir_uuid: take the uuid the build dir recorded (not for ``info``).
+        require_checkpoint: a recipe without a checkpoint mechanism is a build error.
 
     Returns:
         The resolved recipe.
@@ -104,4 +118,6 @@ def open_recipe(
         checkpointing=checkpointing,
         persistent_cache=persistent_cache,
         cwd=cwd,
+        build_dir_uuid=build_dir_uuid,
+        require_checkpoint=require_checkpoint,
     )

@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KameleonError as err:
         if debug:
             traceback.print_exc(file=sys.stdout)
+        for warning in err.warnings:  # upstream printed them before it failed
+            print(warning)
         print(f"Error: {err}", flush=True)
         return err.exit_code
     except KeyboardInterrupt:

@@ -20,10 +20,16 @@ def _say(lines: list[str]) -> None:
     sys.stdout.flush()
 
 
+def _say_overrides(cli_globals: Mapping[str, str]) -> None:
+    _say([f"CLI Global variable override: {key} => {value}" for key, value in cli_globals.items()])
+
+
 def info(recipes: list[str], cli_globals: Mapping[str, str], *, relative: bool) -> int:
     """``kameleon info``: one block per recipe."""
     for path in recipes:
-        recipe = open_recipe(path, cli_globals=cli_globals)
+        _say_overrides(cli_globals)
+        recipe = open_recipe(path, cli_globals=cli_globals, build_dir_uuid=False)
+        _say(list(recipe.warnings))
         _say(info_lines(recipe, relative=relative))
     return 0
 
@@ -31,17 +37,19 @@ def info(recipes: list[str], cli_globals: Mapping[str, str], *, relative: bool) 
 def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -> int:
     """``kameleon build``: dry run, clean, list or a real build (in that precedence)."""
     options = build_options(args)
-    for key, value in cli_globals.items():
-        print(f"CLI Global variable override: {key} => {value}")
+    listing = args.list_checkpoints and not args.dryrun and not args.clean
+    if not listing:  # upstream lists at its error level: no override lines
+        _say_overrides(cli_globals)
     recipe = open_recipe(
         path,
         cli_globals=cli_globals,
         build_path=args.build_path,
         checkpointing=options.checkpointing,
         persistent_cache=args.enable_cache,
+        require_checkpoint=options.checkpointing,
     )
-    for warning in recipe.warnings:
-        print(warning)
+    if not listing:
+        _say(list(recipe.warnings))
     if args.dryrun:
         if args.list_checkpoints:
             rows = checkpoint_rows(recipe)

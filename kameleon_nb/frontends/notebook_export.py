@@ -42,7 +42,7 @@ from kameleon_nb.core.cells import (
 from kameleon_nb.core.loader import LoadedRecipe, StepsDirs, read_text
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.engine.recipes import BUILTIN_RECIPES_DIR, BUILTIN_STEPS_DIR, load, resolve
-from kameleon_nb.errors import KameleonError, NotebookError
+from kameleon_nb.errors import KameleonError, NotebookError, YamlError
 from kameleon_nb.frontends.notebook_import import LOAD_EXTENSION
 from kameleon_nb.frontends.notebook_model import (
     CellBody,
@@ -210,7 +210,7 @@ def _microstep(
     try:
         items = cell_body.items(source=name)
     except KameleonError as err:
-        message = str(err)
+        message = err.located() if isinstance(err, YamlError) else str(err)
         if not message.startswith(name):
             message = f"{name}: {message}"
         raise NotebookError(
@@ -659,8 +659,9 @@ def plan_export(
                 text = header.text if header.text.endswith("\n") else header.text + "\n"
                 loaded = load(path, cli_globals=cli_globals, cwd=cwd, text=text)
         except KameleonError as err:
+            problem = err.located() if isinstance(err, YamlError) else str(err)
             raise NotebookError(
-                f"{origin}, cell {header.index + 1} (the recipe cell): {err}"
+                f"{origin}, cell {header.index + 1} (the recipe cell): {problem}"
             ) from None
     try:
         plain = resolve(loaded, cli_globals=cli_globals, cwd=cwd)

@@ -396,7 +396,7 @@ class RecipeShape:
                         entry.item,
                         entry.origin,
                         macrostep.name,
-                        macrostep.path or "",
+                        macrostep.origin or "",
                         list_index,
                     )
                 )

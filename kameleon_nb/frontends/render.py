@@ -68,31 +68,50 @@ def _value(value: object) -> str:
     return ruby_str(value)
 
 
+def _thor_say(messages: Sequence[str]) -> list[str]:
+    """Lines as Thor's ``say`` prints messages.
+
+    A newline follows each message, unless it ends with a space, a tab or a newline
+    (so ``key: `` and its value share a line).
+    """
+    out: list[str] = []
+    for message in messages:
+        out.append(message)
+        if not message.endswith(("\n", " ", "\t", " \n", "\t\n")):
+            out.append("\n")
+    text = "".join(out)
+    return text.removesuffix("\n").split("\n")
+
+
 def info_lines(recipe: ResolvedRecipe, *, relative: bool = False, cwd: str = "") -> list[str]:
     """The block printed by ``kameleon info``."""
     cwd = cwd or os.getcwd()
+    arrow = " -> "
 
-    def shown(path: str) -> str:
-        return _shown_path(path, relative, cwd)
+    def shown(paths: Sequence[str]) -> list[str]:
+        return [m for p in paths for m in (arrow, _shown_path(p, relative, cwd))]
 
-    lines = [
+    messages = [
         "--------------------",
         "[Name]",
-        f" -> {recipe.name}",
+        arrow,
+        recipe.name,
         "[Path]",
-        f" -> {shown(recipe.abspath)}",
+        *shown([recipe.abspath]),
         "[Description]",
+        arrow,
+        recipe.description,
+        "[Parent recipes]",
+        *shown(recipe.files.parents),
+        "[Steps]",
+        *shown(recipe.files.steps),
+        "[Data]",
+        *shown(recipe.files.data),
+        "[Environment scripts]",
+        *shown(recipe.files.env),
+        "[Variables]",
     ]
-    if recipe.description:
-        lines.append(f" -> {recipe.description}")
-    lines.append("[Parent recipes]")
-    lines.extend(f" -> {shown(p)}" for p in recipe.files.parents)
-    lines.append("[Steps]")
-    lines.extend(f" -> {shown(p)}" for p in recipe.files.steps)
-    lines.append("[Data]")
-    lines.extend(f" -> {shown(p)}" for p in recipe.files.data)
-    lines.append("[Environment scripts]")
-    lines.extend(f" -> {shown(p)}" for p in recipe.files.env)
-    lines.append("[Variables]")
-    lines.extend(f" -> {k}: {_value(recipe.global_vars[k])}" for k in sorted(recipe.global_vars))
-    return lines
+    for key in sorted(recipe.global_vars):
+        value = _value(recipe.global_vars[key]) or "\n"
+        messages.extend([arrow, f"{key}: ", value])
+    return _thor_say(messages)

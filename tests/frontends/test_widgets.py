@@ -20,7 +20,7 @@ RECIPE = (
     + """\
 bootstrap:
   - make:
-    - rootfs:
+    - tree:
       - exec_out: mkdir -p $${rootfs}/etc
 setup:
   - files:
@@ -55,7 +55,7 @@ def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back
     table = CheckpointTable(session)
     slugs = [r.slug for r in table.rows]
     assert slugs == [
-        "bootstrap/make/rootfs",
+        "bootstrap/make/tree",
         "setup/files/one",
         "setup/files/two",
         "setup/files/three",
@@ -102,12 +102,10 @@ def test_edited_steps_make_later_checkpoints_stale(session):
     session.build(BuildOptions(checkpointing=True))
     table = CheckpointTable(session)
     before = {r.slug: r.step_id for r in table.rows}
-    session.restore(
-        "bootstrap/make/rootfs"
-    )  # the step before "one": its new version is checkpointed
+    session.restore("bootstrap/make/tree")  # the step before "one": its new version is checkpointed
     result = cell(session, "one", "echo ONE > etc/one")
     valid = {r.step_id: r.valid for r in table.rows}
-    assert valid[before["bootstrap/make/rootfs"]] is True
+    assert valid[before["bootstrap/make/tree"]] is True
     assert valid[result.checkpoint] is True  # the new version, just created
     # the old "one", and "two" and "three" whose ids depended on it, are stale
     for slug in ("setup/files/one", "setup/files/two", "setup/files/three"):

@@ -1,0 +1,212 @@
+"""YAML reading as upstream does it: ``YAML.unsafe_load`` of Psych 5.0.2.
+
+PyYAML parses; Psych's scalar scanner decides what a plain (unquoted, untagged)
+scalar is. The two disagree on real recipes: Psych reads ``1,000`` as 1000,
+``:name`` as a Symbol, ``1:30`` as 5400, a timestamp as a ``Time`` in local time,
+``=`` as a string, and an invalid date as a string. Quoted scalars are strings and
+explicit tags keep PyYAML's meaning, except ``!!binary``, which is a string when its
+bytes are ASCII (as Ruby's binary strings print).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import math
+import re
+from typing import Any, Final
+
+import yaml
+
+from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol
+
+__all__ = ["PsychLoader", "tokenize"]
+
+_PLAIN_TAG: Final = "tag:kameleon-nb:psych-plain"
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Ruby's \d and \s are ASCII; [[:alpha:]] is any Unicode letter.
+_STRINGISH_RE: Final = re.compile(r"[^0-9.:\-]?(?:[^\W\d_]|[_ \t\r\n\f\v!@#$%^&*(){}<>|/\\~;=])+")
+_NOT_SPECIAL_START_RE: Final = re.compile(r"[^ytonf~]", re.I)
+_NULL_RE: Final = re.compile(r"null", re.I)
+_TRUE_RE: Final = re.compile(r"yes|true|on", re.I)
+_FALSE_RE: Final = re.compile(r"no|false|off", re.I)
+_TIME_RE: Final = re.compile(
+    r"-?[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t\r\n\f\v]+)[0-9]{1,2}:[0-9][0-9]:[0-9][0-9]"
+    r"(?:\.[0-9]*)?(?:[ \t\r\n\f\v]*(?:Z|[-+][0-9]{1,2}:?(?:[0-9][0-9])?))?"
+)
+_DATE_RE: Final = re.compile(r"[0-9]{4}-(?:1[012]|0[0-9]|[0-9])-(?:[12][0-9]|3[01]|0[0-9]|[0-9])")
+_SEXAGESIMAL_INT_RE: Final = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9]){1,2}")
+_SEXAGESIMAL_FLOAT_RE: Final = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9]){1,2}\.[0-9_]*")
+_FLOAT_RE: Final = re.compile(r"[-+]?(?:[0-9][0-9_,]*)?\.[0-9]*(?:[eE][-+][0-9]+)?")
+_INTEGER_RE: Final = re.compile(
+    r"[-+]?0b[0-1_,]+|[-+]?0[0-7_,]+|[-+]?(?:0|[1-9](?:[0-9]|,[0-9]|_[0-9])*)|[-+]?0x[0-9a-fA-F_,]+"
+)
+_QUOTED_SYMBOL_RE: Final = re.compile(r":([\"'])(.*)\1", re.S)
+
+
+def _ruby_to_i(text: str) -> int:
+    """Ruby's ``String#to_i``: leading digits (underscores between them), else 0."""
+    match = re.match(r"\s*([-+]?[0-9]+(?:_[0-9]+)*)", text)
+    return int(match.group(1).replace("_", "")) if match else 0
+
+
+def _ruby_to_f(text: str) -> float:
+    match = re.match(r"\s*([-+]?[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?)", text)
+    return float(match.group(1).replace("_", "")) if match else 0.0
+
+
+def _ruby_integer(text: str) -> int | str:
+    """Ruby's ``Integer(text)`` for what Psych's INTEGER pattern lets through."""
+    digits = text.replace(",", "").replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    body = digits.lstrip("+-")
+    try:
+        if body[:2] in ("0b", "0B"):
+            return sign * int(body[2:], 2)
+        if body[:2] in ("0x", "0X"):
+            return sign * int(body[2:], 16)
+        if len(body) > 1 and body.startswith("0"):
+            return sign * int(body[1:], 8)
+        return sign * int(body, 10)
+    except ValueError:
+        return text
+
+
+def _date_is_valid(year: int, month: int, day: int) -> bool:
+    """Ruby's ``Date.strptime`` (Italian calendar reform): the 1582 gap is invalid."""
+    if (year, month) == (1582, 10) and 5 <= day <= 14:
+        return False
+    if (year, month, day) < (1582, 10, 15):
+        leap = year % 4 == 0
+        days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        return 1 <= month <= 12 and 1 <= day <= days[month - 1]
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_time(text: str) -> RubyTime | str:
+    date_part, time_part = re.split(r"[ tT]", text, maxsplit=1)
+    found = re.match(r"(-?[0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", date_part)
+    detail = re.search(
+        r"([0-9]+:[0-9]+:[0-9]+)(?:\.([0-9]*))?\s*(Z|[-+][0-9]+(?::[0-9][0-9])?)?", time_part
+    )
+    if found is None or detail is None:
+        return text
+    year, month, day = (int(x) for x in found.groups())
+    hour, minute, second = (int(x) for x in detail.group(1).split(":"))
+    fraction = (detail.group(2) or "")[:9].ljust(9, "0")
+    nanoseconds = int(fraction)
+    zone = detail.group(3)
+    try:
+        utc = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+    except ValueError:
+        return text
+    if zone == "Z":
+        return RubyTime(utc, nanoseconds, utc=True)
+    if zone is None:  # Psych gives local time
+        return RubyTime(utc.astimezone(), nanoseconds, utc=False)
+    parts = re.fullmatch(r"([+\-]?[0-9]{1,2}):?([0-9]{1,2})?", zone)
+    if parts is None:
+        return text
+    hours = int(parts.group(1))
+    minutes = int(parts.group(2) or 0)
+    offset = hours * 60 + (-minutes if hours < 0 else minutes)  # Psych: -00:30 is +00:30
+    zone_info = datetime.timezone(datetime.timedelta(minutes=offset))
+    try:
+        local = datetime.datetime(year, month, day, hour, minute, second, tzinfo=zone_info)
+    except ValueError:
+        return text
+    return RubyTime(local, nanoseconds, utc=False)
+
+
+def tokenize(text: str) -> object:
+    """What Psych's scalar scanner makes of a plain scalar.
+
+    >>> [tokenize(t) for t in ("1,000", "1:30", "yes", "~", "0o17", "017", "=")]
+    [1000, 5400, True, None, '0o17', 15, '=']
+    """
+    if not text:
+        return None
+    if _STRINGISH_RE.match(text) or "\n" in text:
+        if len(text) > 5 or _NOT_SPECIAL_START_RE.match(text):
+            return text
+        if text == "~" or _NULL_RE.fullmatch(text):
+            return None
+        if _TRUE_RE.fullmatch(text):
+            return True
+        if _FALSE_RE.fullmatch(text):
+            return False
+        return text
+    if _TIME_RE.fullmatch(text):
+        return _parse_time(text)
+    if _DATE_RE.fullmatch(text):
+        year, month, day = (int(x) for x in text.split("-"))
+        if not _date_is_valid(year, month, day):
+            return text
+        try:
+            return datetime.date(year, month, day)
+        except ValueError:  # a Julian-only day (e.g. 1500-02-29): keep the text
+            return text
+    lowered = text.lower()
+    if lowered in (".inf", "+.inf"):
+        return math.inf
+    if lowered == "-.inf":
+        return -math.inf
+    if lowered == ".nan":
+        return math.nan
+    if len(text) > 1 and text.startswith(":"):
+        quoted = _QUOTED_SYMBOL_RE.match(text)
+        name = quoted.group(2) if quoted else text[1:]
+        return Symbol(name[1:] if name.startswith(":") else name)
+    if _SEXAGESIMAL_INT_RE.fullmatch(text):
+        total = 0
+        for position, part in enumerate(text.split(":")):
+            total += _ruby_to_i(part) * 60 ** abs(position - 2)
+        return total
+    if _SEXAGESIMAL_FLOAT_RE.fullmatch(text):
+        total_f = 0.0
+        for position, part in enumerate(text.split(":")):
+            total_f += _ruby_to_f(part) * 60 ** abs(position - 2)
+        return total_f
+    if _FLOAT_RE.fullmatch(text):
+        if re.fullmatch(r"[-+]?\.", text):
+            return text
+        cleaned = re.sub(r"[,_]|\.([Ee]|$)", lambda m: m.group(1) or "", text)
+        try:
+            return float(cleaned)
+        except ValueError:
+            return text
+    if _INTEGER_RE.fullmatch(text):
+        return _ruby_integer(text)
+    return text
+
+
+class PsychLoader(_Base):  # type: ignore[valid-type, misc]
+    """PyYAML's parser with Psych's reading of plain scalars and ``!!binary``."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """Send every plain scalar to :func:`tokenize` (``<<`` stays a merge key)."""
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _MERGE_TAG if value == "<<" else _PLAIN_TAG
+        return super().resolve(kind, value, implicit)
+
+
+def _construct_plain(loader: PsychLoader, node: yaml.ScalarNode) -> object:
+    return tokenize(loader.construct_scalar(node))
+
+
+def _construct_binary(loader: PsychLoader, node: yaml.ScalarNode) -> object:
+    raw = base64.decodebytes(str(loader.construct_scalar(node)).encode("ascii"))
+    if raw.isascii():
+        return raw.decode("ascii")
+    return RubyBinary(raw)
+
+
+PsychLoader.add_constructor(_PLAIN_TAG, _construct_plain)
+PsychLoader.add_constructor("tag:yaml.org,2002:binary", _construct_binary)
