@@ -27,6 +27,7 @@ from kameleon_nb.errors import RecipeError, YamlError
 
 __all__ = [
     "CommandValue",
+    "NotACommandError",
     "alias_arity",
     "expand_aliases",
     "initial_text",
@@ -65,14 +66,29 @@ def initial_text(item: object, *, keep: bool) -> str:
     return dumped.replace("---", "").strip()
 
 
+class NotACommandError(YamlError):
+    """A text that is no command at all: upstream cannot even tell its key."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"not a command: {text!r}")
+        self.text = text
+
+
 def key_of(text: str) -> object:
-    """The command's key (its name for a bare command)."""
-    parsed = parse(text)
+    """The command's key (its name for a bare command).
+
+    Raises:
+        NotACommandError: the text is neither a mapping nor a string.
+    """
+    try:
+        parsed = parse(text)
+    except YamlError as err:
+        raise NotACommandError(text) from err
     if isinstance(parsed, dict) and parsed:
         return next(iter(parsed))
     if isinstance(parsed, str):
         return parsed
-    raise YamlError(f"not a command: {text!r}")
+    raise NotACommandError(text)
 
 
 def value_of(text: str, *, keep: bool) -> CommandValue:

@@ -42,11 +42,17 @@ def parse_yaml(text: str, *, source: str) -> object:
     """
     try:
         return yaml.load(text, Loader=PsychLoader)
+    except yaml.reader.ReaderError as err:  # libyaml reports these at the start
+        where = f"{source}:1:1"
+        raise YamlError(
+            f"({source}): {err.reason} at line 1 column 1", where=where, problem=err.reason
+        ) from err
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
+        mark = err.context_mark or err.problem_mark  # Psych reports the context's mark
         problem = " ".join(p for p in (err.problem, err.context) if p) or "invalid YAML"
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        spot = err.problem_mark or mark  # where an editor should go
+        where = f"{source}:{spot.line + 1}:{spot.column + 1}" if spot else source
         raise YamlError(f"({source}): {problem}{at}", where=where, problem=problem) from err
     except yaml.YAMLError as err:
         raise YamlError(f"({source}): {err}", where=source, problem=str(err)) from err
@@ -167,8 +173,6 @@ class LoadedRecipe:
 
 
 def _as_mapping(data: object, path: str) -> dict[str, object]:
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise RecipeError(f"Invalid yaml: {path} must be a mapping of keys (extend, global, ...)")
     return {str(k): v for k, v in data.items()}
@@ -197,21 +201,35 @@ def _merge_globals(
 
 
 def _extend_target(
-    value: object, recipe: str, known: Mapping[str, object], fallback_dirs: Iterable[str]
-) -> str:
+    value: object,
+    recipe: str,
+    known: Mapping[str, object],
+    fallback_dirs: Iterable[str],
+    *,
+    top: bool,
+) -> tuple[str, str]:
+    """The parent recipe a recipe extends: its path, and the path upstream's errors show.
+
+    The path errors show is joined, not normalised. The top recipe's value gets its ``.yaml`` before its variable is replaced, as
+    upstream does (``extend: $${backend}`` with ``backend: x.yaml`` means ``x.yaml.yaml``).
+    """
     if not isinstance(value, str) or not value:
         raise RecipeError(f"{recipe}: 'extend' must be a path to a recipe")
+    if top:
+        value = _with_yaml_ext(value)
     match = VARIABLE_RE.search(value)
     if match is not None:  # upstream replaces only the first reference, non-strictly
         name = match.group(1) or match.group(2)
         value = value[: match.start()] + ruby_str(known.get(name, "")) + value[match.end() :]
-    target = _with_yaml_ext(_absolute(value, os.path.dirname(recipe)))
+    value = _with_yaml_ext(value)
+    shown = os.path.join(os.path.dirname(recipe), value)
+    target = _absolute(value, os.path.dirname(recipe))
     if not os.path.exists(target) and not os.path.isabs(value):
         for directory in fallback_dirs:  # kameleon_nb's own backends, e.g. backends/chroot
-            candidate = _with_yaml_ext(_absolute(value, directory))
+            candidate = _absolute(value, directory)
             if os.path.exists(candidate):
-                return candidate
-    return target
+                return candidate, candidate
+    return target, shown
 
 
 def _splice_base(child: list[SectionItem], parent: list[SectionItem] | None) -> list[SectionItem]:
@@ -330,7 +348,9 @@ def load_recipe(
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name
     if text is None:
         text = read_text(abspath)
-    data = _as_mapping(parse_yaml(text, source=abspath), abspath)
+        data = _as_mapping(parse_yaml(text, source=abspath), abspath)
+    else:  # a notebook's recipe cell: empty means no keys yet
+        data = _as_mapping(parse_yaml(text, source=abspath) or {}, abspath)
     cli = dict(cli_globals or {})
 
     own_globals = _global_of(data, abspath)
@@ -353,13 +373,15 @@ def load_recipe(
         dirs = StepsDirs.for_chain(loaded.chain, cwd)
         own = _expanded_globals(current_global, current, dirs, loaded.include_files)
         known = {**own, **cli}
-        parent = _extend_target(current_data["extend"], current, known, fallback_dirs)
+        parent, shown = _extend_target(
+            current_data["extend"], current, known, fallback_dirs, top=current == abspath
+        )
         if parent in loaded.chain:
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
             raise RecipeError(f"Cyclic 'extend' in {current}: {cycle}; remove one of the links")
         if not os.path.exists(parent):
             raise MissingFileError(
-                f"No such file or directory @ rb_sysopen - {parent} (extended by {current})"
+                f"No such file or directory @ rb_sysopen - {shown} (extended by {current})"
             )
         parent_data = _as_mapping(read_yaml(parent), parent)
         loaded.chain.append(parent)

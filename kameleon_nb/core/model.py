@@ -92,6 +92,8 @@ class Microstep:
         step_id: its checkpoint id (upstream's hash chain).
         slug: ``section/macrostep/name``, with a ``%N`` suffix when repeated.
         order: its 1-based position in execution order.
+        number: the number the dry run shows (``order``, except for a microstep selected
+            twice, which upstream numbers as its last occurrence).
     """
 
     name: str
@@ -102,6 +104,7 @@ class Microstep:
     step_id: StepId
     slug: str
     order: int
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,5 +208,10 @@ def _construct_binary(loader: PsychLoader, node: yaml.ScalarNode) -> object:
     return RubyBinary(raw)
 
 
+def _construct_merge_value(loader: PsychLoader, node: yaml.ScalarNode) -> object:
+    return loader.construct_scalar(node)  # ``<<`` as a value is the string ``<<``
+
+
 PsychLoader.add_constructor(_PLAIN_TAG, _construct_plain)
+PsychLoader.add_constructor(_MERGE_TAG, _construct_merge_value)
 PsychLoader.add_constructor("tag:yaml.org,2002:binary", _construct_binary)

@@ -41,8 +41,8 @@ from kameleon_nb.core.model import (
     StepId,
 )
 from kameleon_nb.core.stepid import chain_step_ids, unique_slugs
-from kameleon_nb.core.variables import lookup_in, overload, ruby_str, substitute
-from kameleon_nb.errors import BuildError, KameleonError, MissingFileError, RecipeError, YamlError
+from kameleon_nb.core.variables import lookup_in, overload, ruby_inspect, ruby_str, substitute
+from kameleon_nb.errors import BuildError, KameleonError, RecipeError, YamlError
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
@@ -86,25 +86,29 @@ class ResolveOptions:
 
 @dataclass(slots=True)
 class _Texts:
-    """A command's text along both tracks: hashed (``---`` removed) and run."""
+    """A command's text along both tracks: hashed (``---`` removed) and run.
+
+    ``key`` is the command's key as the alias pass read it: upstream keeps it from
+    then on, so a variable that breaks the text later breaks only its value.
+    """
 
     hashed: str
     run: str
+    key: object = None
 
     def map(self, function: Callable[[str], str]) -> _Texts:
         hashed = function(self.hashed)
-        return _Texts(hashed, hashed if self.run == self.hashed else function(self.run))
+        run = hashed if self.run == self.hashed else function(self.run)
+        return _Texts(hashed, run, self.key)
 
 
 def _both_tracks(texts: Callable[[bool], list[str]], needs_run: bool) -> list[_Texts]:
     """Pair upstream's texts with the ones that run (they differ only around ``---``)."""
     hashed = texts(False)
-    if not needs_run:
-        return [_Texts(t, t) for t in hashed]
-    run = texts(True)
+    run = texts(True) if needs_run else hashed
     if len(run) != len(hashed):  # deleting ``---`` changed the structure: run upstream's
         run = hashed
-    return [_Texts(h, r) for h, r in zip(hashed, run, strict=True)]
+    return [_Texts(h, r, command_texts.key_of(h)) for h, r in zip(hashed, run, strict=True)]
 
 
 def upstream_text(item: object) -> str:
@@ -149,6 +153,7 @@ class _Built:
     name: str
     commands: list[Command]
     policy: CheckpointPolicy
+    selected: int = 0  # a microstep selected twice (``s: [m, n, m]``) is one object upstream
 
 
 @dataclass(slots=True)
@@ -257,9 +262,9 @@ def _context_spec(
     if value is not None and not isinstance(value, dict):
         raise RecipeError(f"{source}: global '{key}' must be a mapping (cmd, workdir...)")
     settings = {**_CONTEXT_DEFAULTS, **(value or {})}
-    cmd = settings.get("cmd")
-    if cmd is None or cmd == "":
+    if "cmd" not in settings:
         raise RecipeError(f"Required paramater missing for {key}: cmd")
+    cmd = settings["cmd"]
     settings.setdefault("interactive_cmd", cmd)
     globals_[key] = settings
     return ContextSpec(
@@ -408,16 +413,30 @@ class _Resolver:
             name = ruby_str(raw_name)
             path = self.steps_dirs.find("env", name)
             if path is None:
-                raise MissingFileError(
-                    f"Environment file '{name}' of recipe '{self.loaded.abspath}' "
-                    "is in no steps/env/ directory"
+                searched = [
+                    os.path.join(d, "env")
+                    for d in self.steps_dirs.dirs
+                    if d not in self.options.builtin_steps_dirs
+                ]
+                raise RecipeError(
+                    f"The env file script '{name}' does not exists in any of these "
+                    f"directories: {ruby_inspect(searched)}"
                 )
             self.env_files.append(path)
 
     # alias pass ------------------------------------------------------------------
-    def expand(self, item: object, source: str) -> list[_Texts]:
+    def expand(self, item: object, source: str, microstep: str) -> list[_Texts]:
         """Upstream's alias pass over one command item: its texts, aliases expanded."""
-        _check_command(item, source)
+        try:
+            return self._expand(item, source)
+        except command_texts.NotACommandError as err:  # upstream cannot tell its key
+            lines = "\n".join(f"> {line}" for line in err.text.splitlines())
+            raise RecipeError(
+                f"Syntax error for microstep {microstep}: (in {source}: a command is a "
+                f"one-key mapping such as '- exec_in: echo hi', or a bare name)\n{lines}"
+            ) from err
+
+    def _expand(self, item: object, source: str) -> list[_Texts]:
         keep_text = command_texts.initial_text(item, keep=True)
         needs_run = "---" in keep_text or self.aliases_have_dashes
 
@@ -498,15 +517,6 @@ def _build_command(obj: object, text: str, source: str, microstep: str) -> Comma
         )
         return Command(key=key, value=children, text=text)
     return Command(key=key, value=None if value is None else ruby_str(value), text=text)
-
-
-def _check_command(item: object, source: str) -> None:
-    if isinstance(item, str) or (isinstance(item, dict) and len(item) == 1):
-        return
-    raise RecipeError(
-        f"{source}: invalid command {item!r}: a command is a one-key mapping such as "
-        "'- exec_in: echo hi' or a bare name"
-    )
 
 
 def _as_command_list(value: object, name: str, source: str) -> list[object]:
@@ -710,16 +720,28 @@ def _resolve_checkpoint(
             continue
         commands: list[Command] = []
         for item in _as_command_list(data[hook], hook, source):
-            for texts in resolver.expand(item, source):
+            for texts in resolver.expand(item, source, "checkpoint"):
                 resolved = texts.map(functools.partial(_resolve_in, resolver, source, lookup))
-                commands.append(_final_command(resolved, source, hook))
+                commands.append(_hook_command(resolved, source))
         hooks[hook] = tuple(commands)
     return hooks
 
 
 def _expand_microstep(resolver: _Resolver, microstep: _RawMicrostep) -> _Expanded:
-    texts = [t for item in microstep.commands for t in resolver.expand(item, microstep.source)]
+    texts = [
+        t
+        for item in microstep.commands
+        for t in resolver.expand(item, microstep.source, microstep.name)
+    ]
     return _Expanded(microstep, texts)
+
+
+def _hook_command(texts: _Texts, source: str) -> Command:
+    """A command of the checkpoint mechanism: upstream never checks their syntax."""
+    try:
+        return _final_command(texts, source, "checkpoint")
+    except RecipeError:  # it fails when it runs: an unknown command
+        return Command(key=texts.hashed, value=None, text=texts.hashed)
 
 
 def _final_command(texts: _Texts, source: str, microstep: str) -> Command:
@@ -730,8 +752,8 @@ def _final_command(texts: _Texts, source: str, microstep: str) -> Command:
     except YamlError as err:
         raise RecipeError(
             f"Syntax error after variable resolution for microstep {microstep}, parsed "
-            f"string = {texts.hashed!r} in {source}. Maybe you should remove trailing "
-            "newline from variable using '>-' or '|-'"
+            f"string = (in {source}: {err})\n{texts.hashed}\n"
+            "Maybe you should remove trailing newline from variable using '>-' or '|-'"
         ) from err
     return _build_command(run, texts.hashed, source, microstep)
 
@@ -863,7 +885,7 @@ def _build_sections(
                 raw = micro.raw
                 plain: list[_Texts] = []
                 for texts in micro.texts:
-                    key = _command_key(texts, raw)
+                    key = texts.key
                     if not isinstance(key, str) or _HOOK_RE.search(key) is None:
                         plain.append(texts)
                         continue
@@ -872,23 +894,13 @@ def _build_sections(
                 kept.append((raw, plain))
             for raw, plain in kept:
                 commands = [_final_command(t, raw.source, raw.name) for t in plain]
-                target.microsteps.append(_Built(raw.name, commands, raw.policy))
+                target.microsteps.append(_Built(raw.name, commands, raw.policy, id(raw)))
             built_steps.append(target)
         result.append((section, built_steps))
     return [
         (section, [section_init[section], *steps, section_clean[section]])
         for section, steps in result
     ]
-
-
-def _command_key(texts: _Texts, microstep: _RawMicrostep) -> object:
-    try:
-        return command_texts.key_of(texts.hashed)
-    except YamlError as err:
-        lines = "\n".join(f"> {line}" for line in texts.hashed.splitlines())
-        raise RecipeError(
-            f"Syntax error for microstep {microstep.name}: \n{lines} (in {microstep.source})"
-        ) from err
 
 
 def _hook_commands(
@@ -968,9 +980,18 @@ def _number_and_hash(built: list[tuple[str, list[_BuiltMacrostep]]]) -> tuple[Se
                 flat.extend((section, macrostep, m) for m in group)
     ids = list(chain_step_ids(([c.text for c in m.commands], m.policy) for _, _, m in flat))
     slugs = list(unique_slugs(f"{s}/{ms.name}/{m.name}" for s, ms, m in flat))
+    shown = list(range(1, len(flat) + 1))
+    last: dict[int, int] = {}  # a microstep selected twice shows its last number and id
+    for index, (_, _, micro) in enumerate(flat):
+        if micro.selected:
+            last[micro.selected] = index
+    for index, (_, _, micro) in enumerate(flat):
+        if micro.selected and last[micro.selected] != index:
+            ids[index] = ids[last[micro.selected]]
+            shown[index] = shown[last[micro.selected]]
     finished: dict[int, Microstep] = {}
-    for order, ((section, macrostep, micro), step_id, slug) in enumerate(
-        zip(flat, ids, slugs, strict=True), start=1
+    for order, ((section, macrostep, micro), step_id, slug, number) in enumerate(
+        zip(flat, ids, slugs, shown, strict=True), start=1
     ):
         finished[id(micro)] = Microstep(
             name=micro.name,
@@ -981,6 +1002,7 @@ def _number_and_hash(built: list[tuple[str, list[_BuiltMacrostep]]]) -> tuple[Se
             step_id=StepId(step_id),
             slug=slug,
             order=order,
+            number=number,
         )
     sections = []
     for section, macrosteps in built:

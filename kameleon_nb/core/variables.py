@@ -33,6 +33,12 @@ VARIABLE_RE = re.compile(r"\$\$\{([a-zA-Z0-9_-]+)\}|\$\$([a-zA-Z0-9_-]+)")
 _BARE_RE = re.compile(r"\$\$([a-zA-Z0-9_-]+)")
 
 
+def _boundary(tail: str) -> int:
+    """How much of ``tail`` a name that starts before it can still reach."""
+    match = re.match(r"\$?\$?[a-zA-Z0-9_-]*", tail)
+    return match.end() if match else 0
+
+
 def warn_bare(text: str, on_unbraced: Callable[[str], None] | None) -> None:
     """Report every ``$$name`` written without braces in ``text``, in order.
 
@@ -78,7 +84,7 @@ def ruby_str(value: object) -> str:
     '{"cmd"=>"bash"}'
     """
     if isinstance(value, str):
-        return value
+        return value if type(value) is str else str.__str__(value)  # a Symbol: its name
     if value is None:
         return ""
     if isinstance(value, list | dict | tuple):
@@ -228,9 +234,10 @@ def substitute(
             if strict:
                 raise UndefinedVariableError(match.group(0), name, source)
             value = ""
-        warn_bare(value, on_unbraced)
         out.append(rest[: match.start()])
         tail = rest[match.end() :]
+        # upstream scans the value and what follows it: a bare name may now straddle both
+        warn_bare(value + tail[: _boundary(tail)], on_unbraced)
         open_expansions.append((name, len(tail)))
         rest = value + tail
         match = VARIABLE_RE.search(rest)

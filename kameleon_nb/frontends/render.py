@@ -57,7 +57,9 @@ def dryrun_lines(recipe: ResolvedRecipe, *, relative: bool = False, cwd: str = "
                 "internal" if macrostep.path is None else _shown_path(macrostep.path, relative, cwd)
             )
             lines.append(f"  {macrostep.name} ({where})")
-            lines.extend(f"  --> {m.order} {m.name}" for m in macrostep.all_microsteps())
+            lines.extend(
+                f"  --> {m.number or m.order} {m.name}" for m in macrostep.all_microsteps()
+            )
     lines.append("")
     return lines
 
