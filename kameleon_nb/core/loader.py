@@ -210,8 +210,9 @@ def _extend_target(
 ) -> tuple[str, str]:
     """The parent recipe a recipe extends: its path, and the path upstream's errors show.
 
-    The path errors show is joined, not normalised. The top recipe's value gets its ``.yaml`` before its variable is replaced, as
-    upstream does (``extend: $${backend}`` with ``backend: x.yaml`` means ``x.yaml.yaml``).
+    The path errors show is joined, not normalised. The top recipe's value gets its
+    ``.yaml`` before its variable is replaced, as upstream does (``extend: $${backend}``
+    with ``backend: x.yaml`` means ``x.yaml.yaml``).
     """
     if not isinstance(value, str) or not value:
         raise RecipeError(f"{recipe}: 'extend' must be a path to a recipe")
