@@ -18,6 +18,7 @@ deleted (what ids hash); ``True`` keeps them (what kameleon_nb runs, semantics
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 
@@ -47,8 +48,13 @@ _ALIAS_ARG_RE = re.compile(r"@\d+")
 _REPLACEMENT_RE = re.compile(r"\\(.)", re.S)
 
 
+@functools.lru_cache(maxsize=65536)
 def parse(text: str) -> object:
-    """Parse a command text as upstream does (``YAML.unsafe_load``)."""
+    """Parse a command text as upstream does (``YAML.unsafe_load``).
+
+    The same texts come back again and again (every alias instance, every re-dump),
+    so results are cached: callers must not change what they get.
+    """
     from kameleon_nb.core.loader import parse_yaml  # noqa: PLC0415 - loader imports us
 
     return parse_yaml(text, source="<unknown>")
@@ -91,11 +97,14 @@ def key_of(text: str) -> object:
     raise NotACommandError(text)
 
 
+@functools.lru_cache(maxsize=65536)
 def value_of(text: str, *, keep: bool) -> CommandValue:
     """The command's value: sub-command texts, a Ruby string, or ``None``.
 
     Raises:
         YamlError: the text is not one command (upstream's syntax error).
+
+    The result is cached: callers must not change it.
     """
     parsed = parse(text)
     if isinstance(parsed, str):
@@ -150,6 +159,7 @@ def ruby_gsub(text: str, pattern: str, replacement: str) -> str:
     return re.sub(re.escape(pattern), expand, text)
 
 
+@functools.lru_cache(maxsize=65536)
 def _gsub_command(text: str, pattern: str, replacement: str, *, keep: bool) -> str:
     key = key_of(text)
     value = value_of(text, keep=keep)
