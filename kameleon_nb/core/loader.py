@@ -384,7 +384,8 @@ def load_recipe(
             raise MissingFileError(
                 f"No such file or directory @ rb_sysopen - {shown} (extended by {current})"
             )
-        parent_data = _as_mapping(read_yaml(parent), parent)
+        # upstream reads (and names in its errors) the parent's path as joined
+        parent_data = _as_mapping(parse_yaml(read_text(parent), source=shown), parent)
         loaded.chain.append(parent)
         if "global" in current_data:
             dirs = StepsDirs.for_chain(loaded.chain, cwd)

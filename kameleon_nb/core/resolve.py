@@ -202,7 +202,7 @@ def _merge_cli(
     return merged
 
 
-def _complete_contexts(values: dict[str, object]) -> None:
+def _complete_contexts(values: dict[str, object], source: str) -> None:
     """Fill the context mappings as upstream does at load: defaults, ``interactive_cmd``."""
     for key in ("out_context", "in_context"):
         given = values.get(key)
@@ -210,6 +210,8 @@ def _complete_contexts(values: dict[str, object]) -> None:
             merged = {**_CONTEXT_DEFAULTS, **{str(k): v for k, v in given.items()}}
             merged.setdefault("interactive_cmd", merged.get("cmd"))
             values[key] = merged
+        elif given is not None and not isinstance(given, list):
+            raise RecipeError(f"{source}: global '{key}' must be a mapping (cmd, workdir...)")
 
 
 _ERB_RE = re.compile(r"<%(=|#)?\s*(.*?)\s*-?%>", re.S)
@@ -319,7 +321,7 @@ class _Resolver:
         kameleon_cwd = os.path.join(build_path, loaded.name)
         values = builtin_globals(loaded.name, os.path.dirname(loaded.abspath), kameleon_cwd)
         values.update(loaded.global_vars)
-        _complete_contexts(values)
+        _complete_contexts(values, loaded.abspath)
         self.raw_globals = _merge_cli(values, options.cli_globals, self.unbraced)
         self.globals = self.substitute_globals(self.raw_globals, strict=False)
 
@@ -636,8 +638,11 @@ def _resolve(resolver: _Resolver) -> ResolvedRecipe:
         for name in ContextName
     }
     checkpoint = _resolve_checkpoint(resolver, checkpoint_data)
+    seen: dict[int, _Expanded] = {}
     expanded = {
-        section: [[_expand_microstep(resolver, m) for m in ms.microsteps] for ms in macrosteps]
+        section: [
+            [_expand_microstep(resolver, m, seen) for m in ms.microsteps] for ms in macrosteps
+        ]
         for section, macrosteps in sections.items()
     }
     for section, macrosteps in sections.items():
@@ -718,22 +723,47 @@ def _resolve_checkpoint(
     for hook in CHECKPOINT_HOOKS:
         if hook not in data:
             continue
-        commands: list[Command] = []
-        for item in _as_command_list(data[hook], hook, source):
-            for texts in resolver.expand(item, source, "checkpoint"):
-                resolved = texts.map(functools.partial(_resolve_in, resolver, source, lookup))
-                commands.append(_hook_command(resolved, source))
-        hooks[hook] = tuple(commands)
+        expanded = [  # upstream expands a hook's aliases before its variables
+            texts
+            for item in _as_command_list(data[hook], hook, source)
+            for texts in resolver.expand(item, source, "checkpoint")
+        ]
+        resolve = functools.partial(_resolve_in, resolver, source, lookup)
+        hooks[hook] = tuple(_hook_command(texts.map(resolve), source) for texts in expanded)
     return hooks
 
 
-def _expand_microstep(resolver: _Resolver, microstep: _RawMicrostep) -> _Expanded:
+def _expand_microstep(
+    resolver: _Resolver, microstep: _RawMicrostep, seen: dict[int, _Expanded]
+) -> _Expanded:
+    """The alias pass over a microstep.
+
+    A microstep selected twice (``s: [m, n, m]``) is one object upstream: every pass
+    runs on it once per occurrence, and every occurrence shows the final result.
+    """
+    again = seen.get(id(microstep))
+    if again is not None:
+        again.texts = [
+            t
+            for texts in again.texts
+            for t in _both_tracks(
+                functools.partial(_expand_again, resolver, texts, microstep.source),
+                texts.run != texts.hashed,
+            )
+        ]
+        return again
     texts = [
         t
         for item in microstep.commands
         for t in resolver.expand(item, microstep.source, microstep.name)
     ]
-    return _Expanded(microstep, texts)
+    seen[id(microstep)] = _Expanded(microstep, texts)
+    return seen[id(microstep)]
+
+
+def _expand_again(resolver: _Resolver, texts: _Texts, source: str, keep: bool) -> list[str]:
+    text = texts.run if keep else texts.hashed
+    return command_texts.expand_aliases(text, resolver.aliases, keep=keep, source=source)
 
 
 def _hook_command(texts: _Texts, source: str) -> Command:
@@ -750,12 +780,16 @@ def _final_command(texts: _Texts, source: str, microstep: str) -> Command:
         command_texts.value_of(texts.hashed, keep=False)
         run = command_texts.parse(texts.run)
     except YamlError as err:
-        raise RecipeError(
-            f"Syntax error after variable resolution for microstep {microstep}, parsed "
-            f"string = (in {source}: {err})\n{texts.hashed}\n"
-            "Maybe you should remove trailing newline from variable using '>-' or '|-'"
-        ) from err
+        raise _syntax_error(texts, source, microstep, err) from err
     return _build_command(run, texts.hashed, source, microstep)
+
+
+def _syntax_error(texts: _Texts, source: str, microstep: str, err: YamlError) -> RecipeError:
+    return RecipeError(
+        f"Syntax error after variable resolution for microstep {microstep}, parsed "
+        f"string = (in {source}: {err})\n{texts.hashed}\n"
+        "Maybe you should remove trailing newline from variable using '>-' or '|-'"
+    )
 
 
 def _load_macrostep(
@@ -911,10 +945,7 @@ def _hook_commands(
         hashed = command_texts.value_of(texts.hashed, keep=False)
         run = command_texts.value_of(texts.run, keep=True)
     except YamlError as err:
-        raise RecipeError(
-            f"Syntax error after variable resolution for microstep {microstep.name} "
-            f"in {microstep.source}: {texts.hashed!r}"
-        ) from err
+        raise _syntax_error(texts, microstep.source, microstep.name, err) from err
     if not isinstance(hashed, list) or not isinstance(run, list):
         raise RecipeError(
             f"Invalid {key} arguments (in microstep '{microstep.name}' of {microstep.source}: "
