@@ -11,9 +11,11 @@ copied there, each mode runs in-process from its root, and the answers are compa
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,17 +54,31 @@ def _params() -> Iterator[Any]:
 
 
 def _install(source: Path, tree: Path) -> None:
-    """A fresh copy of the case's files (not expected.json) at its recorded path."""
+    """The case's files (not expected.json) at its recorded path, once per content.
+
+    Concurrent test runs share the copy: it is replaced only when the case changed,
+    and then atomically (written aside, then renamed).
+    """
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.name != "expected.json")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes())
+    stamp = digest.hexdigest()
     tree.parent.mkdir(parents=True, exist_ok=True)
     with open(tree.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = tree / ".kameleon-nb-installed"
+        if marker.is_file() and marker.read_text() == stamp:
+            return
+        scratch = Path(tempfile.mkdtemp(dir=tree.parent, prefix=f".{tree.name}-"))
+        for path in files:
+            target = scratch / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        (scratch / marker.name).write_text(stamp)
         if tree.exists() or tree.is_symlink():
             shutil.rmtree(tree)
-        for path in sorted(source.rglob("*")):
-            if path.is_file() and path != source / "expected.json":
-                target = tree / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
+        scratch.rename(tree)
 
 
 def test_deliberate_names_exist() -> None:
