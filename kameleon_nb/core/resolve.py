@@ -859,7 +859,8 @@ def _apply_edits(macrosteps: list[_RawMacrostep], section: str, loaded: LoadedRe
             continue
         target = next((m for m in macrosteps if m.name == macrostep_name), None)
         if target is None:
-            target = _RawMacrostep(macrostep_name, loaded.abspath, [], [], [], loaded.abspath, True)
+            # exported, it becomes a step file: its microsteps are not step variables
+            target = _RawMacrostep(macrostep_name, loaded.abspath, [], [], [], loaded.abspath)
             macrosteps.append(target)
         for name, body in bodies.items():
             microstep = _parse_microstep(name, body, loaded.abspath)
