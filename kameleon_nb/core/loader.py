@@ -207,6 +207,7 @@ def _extend_target(
     fallback_dirs: Iterable[str],
     *,
     top: bool,
+    shown_recipe: str,
 ) -> tuple[str, str]:
     """The parent recipe a recipe extends: its path, and the path upstream's errors show.
 
@@ -223,7 +224,7 @@ def _extend_target(
         name = match.group(1) or match.group(2)
         value = value[: match.start()] + ruby_str(known.get(name, "")) + value[match.end() :]
     value = _with_yaml_ext(value)
-    shown = os.path.join(os.path.dirname(recipe), value)
+    shown = os.path.join(os.path.dirname(shown_recipe), value)
     target = _absolute(value, os.path.dirname(recipe))
     if not os.path.exists(target) and not os.path.isabs(value):
         for directory in fallback_dirs:  # kameleon_nb's own backends, e.g. backends/chroot
@@ -369,13 +370,19 @@ def load_recipe(
         description=description_of(text),
     )
     current, current_data = abspath, data
+    current_shown = abspath  # upstream joins each parent's path to the last, unnormalised
     current_global = data.get("global")  # raw: an ``include`` key is still there
     while "extend" in current_data:
         dirs = StepsDirs.for_chain(loaded.chain, cwd)
         own = _expanded_globals(current_global, current, dirs, loaded.include_files)
         known = {**own, **cli}
         parent, shown = _extend_target(
-            current_data["extend"], current, known, fallback_dirs, top=current == abspath
+            current_data["extend"],
+            current,
+            known,
+            fallback_dirs,
+            top=current == abspath,
+            shown_recipe=current_shown,
         )
         if parent in loaded.chain:
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
@@ -406,7 +413,7 @@ def load_recipe(
                 _section_items(parent_data, section, parent) if section in parent_data else None
             )
             loaded.sections[section] = _splice_base(items, parent_items)
-        current, current_data = parent, dict(parent_data)
+        current, current_data, current_shown = parent, dict(parent_data), shown
         if current_global is not None:
             current_data["global"] = current_global
     loaded.global_vars = _global_of({"global": current_global}, abspath)

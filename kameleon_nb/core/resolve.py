@@ -881,14 +881,16 @@ def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str
         values[key] = value
     resolved: dict[str, object] = {}
     for key, value in values.items():
+        # upstream always goes through the dump with its final newline cut: a ``|``
+        # block value loses its own final newline on the way
         text = psych.dump({key: value}).removesuffix("\n")
         if "$$" in text:
             text = resolver.resolve_text(text, macrostep.path, lookup_in(globals_, resolved))
-            parsed = parse_yaml(text, source="<unknown>")
-            if isinstance(parsed, dict):
-                resolved.update({str(k): v for k, v in parsed.items()})
-                continue
-        resolved[key] = value
+        parsed = parse_yaml(text.removesuffix("\n"), source="<unknown>")
+        if isinstance(parsed, dict):
+            resolved.update({str(k): v for k, v in parsed.items()})
+        else:
+            resolved[key] = value
     return lookup_in(resolved, globals_)
 
 

@@ -205,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stdout)
         for warning in err.warnings:  # upstream printed them before it failed
             print(warning)
-        print(f"Error: {err}", flush=True)
+        message = str(err)  # as Thor's say: no newline after one that ends a message
+        print(f"Error: {message}", end="" if message.endswith("\n") else "\n", flush=True)
         return err.exit_code
     except KeyboardInterrupt:
         print("Quitting...", flush=True)
