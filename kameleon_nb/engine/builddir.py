@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
@@ -20,6 +22,8 @@ __all__ = [
     "BUILD_RECIPE",
     "CheckpointRecord",
     "CheckpointRecords",
+    "restore_state_files",
+    "state_files",
     "stored_uuid",
     "write_build_recipe",
 ]
@@ -29,6 +33,58 @@ BUILD_RECIPE = ".build_recipe"
 
 #: kameleon_nb's own files inside a build directory.
 STATE_DIR = ".kameleon_nb"
+
+#: The largest marker file a checkpoint records (see :func:`state_files`).
+STATE_FILE_LIMIT = 65536
+
+
+def _is_state_file(entry: os.DirEntry[str]) -> bool:
+    if not entry.name.startswith(".") or entry.name.startswith(BUILD_RECIPE):
+        return False
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size <= STATE_FILE_LIMIT
+
+
+def state_files(kameleon_cwd: str) -> dict[str, bytes]:
+    """The marker files steps left in the build directory, by name.
+
+    Steps of the local and out contexts keep state beside the tree they build, in
+    their ``$KAMELEON_WORKDIR`` (the build directory): the collection's chroot steps,
+    for instance, create ``.KAMELEON_SETUP_ROOTFS_SYSTEM`` when they mount ``/proc``
+    and the like in the tree, and unmount only if it exists. These are hidden regular
+    files of at most 64 KiB directly in the build directory (kameleon_nb's own
+    excepted); a checkpoint records them with the contexts' variables.
+    """
+    found: dict[str, bytes] = {}
+    with contextlib.suppress(OSError), os.scandir(kameleon_cwd) as entries:
+        for entry in entries:
+            if _is_state_file(entry):
+                with contextlib.suppress(OSError), open(entry.path, "rb") as stream:
+                    found[entry.name] = stream.read(STATE_FILE_LIMIT + 1)
+    return found
+
+
+def restore_state_files(kameleon_cwd: str, files: Mapping[str, bytes]) -> None:
+    """Make the build directory's marker files those of ``files`` (see :func:`state_files`)."""
+    with contextlib.suppress(OSError), os.scandir(kameleon_cwd) as entries:
+        stale = [e.path for e in entries if _is_state_file(e) and e.name not in files]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    for name, content in files.items():
+        if "/" in name or not name.startswith(".") or name.startswith(BUILD_RECIPE):
+            continue
+        path = os.path.join(kameleon_cwd, name)
+        with contextlib.suppress(OSError):
+            current = None
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as stream:
+                current = stream.read(STATE_FILE_LIMIT + 1)
+            if current != content:
+                with open(path, "wb") as stream:
+                    stream.write(content)
 
 
 def stored_uuid(kameleon_cwd: str) -> tuple[str, str] | None:
@@ -101,6 +157,7 @@ class CheckpointRecord:
     slug: str
     created: float  # seconds since the epoch
     variables: dict[ContextName, str]
+    files: dict[str, bytes] | None = None  # the build dir's marker files (None: not recorded)
 
 
 class CheckpointRecords:
@@ -117,13 +174,23 @@ class CheckpointRecords:
     def _path(self, step_id: str) -> str:
         return os.path.join(self.directory, f"{step_id}.vars.json")
 
-    def save(self, step_id: StepId, variables: Mapping[ContextName, str], slug: str = "") -> None:
-        """Record the variables of the started contexts at checkpoint ``step_id``."""
-        data = {
+    def save(
+        self,
+        step_id: StepId,
+        variables: Mapping[ContextName, str],
+        slug: str = "",
+        files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Record the variables of the started contexts (and marker files) at ``step_id``."""
+        data: dict[str, object] = {
             "slug": slug,
             "created": time.time(),
             "contexts": {name.value: dump for name, dump in variables.items()},
         }
+        if files is not None:
+            data["files"] = {
+                name: base64.b64encode(content).decode("ascii") for name, content in files.items()
+            }
         _write_atomically(self._path(step_id), json.dumps(data))
 
     def get(self, step_id: StepId) -> CheckpointRecord | None:
@@ -144,10 +211,18 @@ class CheckpointRecords:
         }
         slug = data.get("slug")
         created = data.get("created")
+        raw_files = data.get("files")
+        files: dict[str, bytes] | None = None
+        if isinstance(raw_files, dict):
+            files = {}
+            for name, text in raw_files.items():
+                with contextlib.suppress(ValueError, TypeError):
+                    files[str(name)] = base64.b64decode(text, validate=True)
         return CheckpointRecord(
             slug=slug if isinstance(slug, str) else "",
             created=float(created) if isinstance(created, int | float) else 0.0,
             variables=variables,
+            files=files,
         )
 
     def load(self, step_id: StepId) -> dict[ContextName, str]:

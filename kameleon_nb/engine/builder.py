@@ -18,7 +18,12 @@ from kameleon_nb.core import messages
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, Section, StepId
 from kameleon_nb.core.plan import Action, BuildOptions, BuildPlan, PlannedStep, plan_build
-from kameleon_nb.engine.builddir import CheckpointRecords, write_build_recipe
+from kameleon_nb.engine.builddir import (
+    CheckpointRecords,
+    restore_state_files,
+    state_files,
+    write_build_recipe,
+)
 from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.checkpoints.recipe_hooks import RecipeHooksBackend
 from kameleon_nb.engine.commands import Choice, CommandFailedError, CommandRunner, FailureHandler
@@ -35,7 +40,7 @@ from kameleon_nb.engine.events import (
     MicrostepFinished,
     MicrostepStarted,
 )
-from kameleon_nb.engine.namespace import BuildNamespace
+from kameleon_nb.engine.namespace import BuildNamespace, PublishError
 from kameleon_nb.errors import AbortError, BuildError, KameleonError
 
 __all__ = ["BuildResult", "Builder", "abort_on_failure"]
@@ -61,7 +66,7 @@ class BuildResult:
 
 
 def _default_shell_factory() -> ShellFactory:
-    from kameleon_nb.engine.shell import ContextShell  # noqa: PLC0415 - pexpect is heavy
+    from kameleon_nb.engine.shell import ContextShell  # noqa: PLC0415 - real builds only
 
     return ContextShell
 
@@ -184,8 +189,11 @@ class Builder:
         except BaseException as err:
             if isinstance(err, CommandFailedError):
                 self._emit(err.failure)
+            if not isinstance(err, KeyboardInterrupt):
+                self.publish_rootfs()
             self._emit(BuildFinished(self.recipe.path, time.monotonic() - started, success=False))
             raise
+        self.publish_rootfs()
         result.seconds = time.monotonic() - started
         self._emit(BuildFinished(self.recipe.path, result.seconds, success=True))
         return result
@@ -217,7 +225,12 @@ class Builder:
                 step = plan.step_for(microstep)
                 self._emit(
                     MicrostepStarted(
-                        microstep.order, microstep.slug, microstep.step_id, step.reason, total
+                        microstep.order,
+                        microstep.slug,
+                        microstep.step_id,
+                        step.reason,
+                        total,
+                        f"{section.name}/{macrostep.name}/{microstep.name}",
                     )
                 )
                 micro_started = time.monotonic()
@@ -267,7 +280,12 @@ class Builder:
             self._emit(Message(messages.no_checkpoint(messages.DISABLED_IN_BACKEND), Level.MSG))
             return False
         self._emit(CheckpointCreated(microstep.slug, microstep.step_id))
-        self.records.save(microstep.step_id, self.contexts.variables(), microstep.slug)
+        self.records.save(
+            microstep.step_id,
+            self.contexts.variables(),
+            microstep.slug,
+            files=state_files(self.recipe.kameleon_cwd),
+        )
         self.checkpoints.create(microstep.step_id)
         if self._existing is not None:
             self._existing = self._existing | {microstep.step_id}
@@ -278,10 +296,18 @@ class Builder:
         self.restore_checkpoint(microstep.step_id, microstep.slug)
 
     def restore_checkpoint(self, step_id: StepId, slug: str) -> None:
-        """Bring the build back to checkpoint ``step_id``, even one the recipe no longer has."""
+        """Bring the build back to checkpoint ``step_id``, even one the recipe no longer has.
+
+        The mechanism's ``apply`` restores the files; kameleon_nb gives the contexts
+        their variables back, and the build directory its marker files (see
+        :func:`~kameleon_nb.engine.builddir.state_files`).
+        """
         self._emit(CheckpointRestored(slug, step_id))
         self.checkpoints.restore(step_id)
-        self.contexts.restore(self.records.load(step_id))
+        record = self.records.get(step_id)
+        if record is not None and record.files is not None:
+            restore_state_files(self.recipe.kameleon_cwd, record.files)
+        self.contexts.restore(record.variables if record is not None else {})
 
     def delete_checkpoint(self, step_id: StepId) -> None:
         """Remove one checkpoint and its record."""
@@ -289,6 +315,26 @@ class Builder:
         self.records.remove(step_id)
         if self._existing is not None:
             self._existing = self._existing - {step_id}
+
+    def publish_rootfs(self) -> bool:
+        """Leave ``$${rootfs}`` on disk when the build's namespace is all that sees it.
+
+        A mechanism such as ``overlay`` mounts the rootfs inside the build's private
+        mount namespace; without a copy the user would find an empty directory where
+        upstream's chroot backend leaves the appliance's tree. Returns whether a tree
+        was copied (a failure is reported as a warning, never as a build failure).
+        """
+        rootfs = self.recipe.global_vars.get("rootfs")
+        if not isinstance(rootfs, str) or not self.namespace.active:
+            return False
+        try:
+            copied = self.namespace.publish(rootfs)
+        except PublishError as err:
+            self._emit(Message(f"Warning: {err}", Level.WARNING))
+            return False
+        if copied:
+            self._emit(Message(f"Copied the build's {rootfs} to the host", Level.VERBOSE))
+        return copied
 
     # ------------------------------------------------------------------ clean
     def _clean_sections(self, sections: list[Section], checkpointing: bool) -> None:

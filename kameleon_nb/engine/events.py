@@ -75,13 +75,19 @@ class CheckpointRestored:
 
 @dataclass(frozen=True, slots=True)
 class MicrostepStarted:
-    """``Step <order>: <slug>``, then the decision ``reason``."""
+    """``Step <order>: <name>``, then the decision ``reason``.
+
+    ``slug`` is the microstep's row in the checkpoint table (``%1``, ``%2``... when a
+    slug repeats); ``name`` is ``section/macrostep/microstep`` as the ``Step`` line
+    shows it, without that suffix.
+    """
 
     order: int
     slug: str
     step_id: str
     reason: str
     total: int
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

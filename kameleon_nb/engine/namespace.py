@@ -4,9 +4,14 @@ As root, a build starts a small holder process in a new mount namespace (private
 propagation) and starts every context shell inside it with ``nsenter``. Overlay,
 btrfs and loop mounts made by checkpoint mechanisms or steps are then invisible to
 the host and vanish with the holder, even when the build is killed: the holder
-dies with its parent (``PR_SET_PDEATHSIG``), and the shells die with their PTY.
-Without root, or without ``unshare``/``nsenter``, contexts run in the host's
-namespace, as upstream's do.
+dies with its parent (``PR_SET_PDEATHSIG``), and the shells' watchdogs kill them when
+the build process goes. Without root, or without ``unshare``/``nsenter``, contexts run
+in the host's namespace, as upstream's do.
+
+A tree that only exists in the namespace (the rootfs of the ``overlay`` or ``btrfs``
+mechanism) is copied to the directory under its mount point by :meth:`publish` when
+a build ends, so that the user finds the appliance's tree on disk, as upstream's
+chroot backend leaves it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,11 +28,36 @@ import time
 
 from kameleon_nb.errors import ContextError
 
-__all__ = ["BuildNamespace"]
+__all__ = ["BuildNamespace", "PublishError"]
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+
+
+# Runs in the namespace: copy the tree mounted at $1 into the directory it hides (seen
+# through a non-recursive bind of its parent), with what is mounted inside it left out.
+# Exit status 3: nothing is mounted there, the tree is already on disk.
+_PUBLISH = r"""
+set -euo pipefail
+tree=$1 hold=$2
+mountpoint -q "$tree" || exit 3
+mkdir -p "$hold"
+mount --bind "${tree%/*}" "$hold"
+trap 'umount "$hold"; rmdir "$hold"' EXIT
+target=$hold/${tree##*/}
+mkdir -p "$target"
+if command -v rsync >/dev/null; then
+  rsync -aHAXx --numeric-ids --delete "$tree/" "$target/"
+else
+  find "$target" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  cp -ax "$tree/." "$target/"
+fi
+"""
+
+
+class PublishError(Exception):
+    """A tree of the namespace could not be copied to the host."""
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -104,6 +136,75 @@ class BuildNamespace:
         assert self._holder is not None
         nsenter = shutil.which("nsenter") or "nsenter"
         return (nsenter, f"--mount=/proc/{self._holder.pid}/ns/mnt", "--")
+
+    def mount_points(self) -> set[str]:
+        """The mount points of the namespace (empty if there is none)."""
+        if not self.active:
+            return set()
+        assert self._holder is not None
+        try:
+            with open(f"/proc/{self._holder.pid}/mountinfo", encoding="utf-8") as stream:
+                lines = stream.read().splitlines()
+        except OSError:
+            return set()
+        points = set()
+        for line in lines:
+            fields = line.split(" ", 5)
+            if len(fields) > 4:  # field 5 is the mount point, with octal escapes
+                points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+        return points
+
+    def publish(self, tree: str, *, timeout: float | None = None) -> bool:
+        """Copy the tree mounted at ``tree`` in the namespace to the host's ``tree``.
+
+        After a build with the ``overlay`` mechanism, for example, ``build/.../rootfs``
+        is an overlayfs mount that only the build's namespace sees: the directory under
+        it, on the host, receives the same files (an ``rsync --delete``, so a later
+        build only copies what changed). What is mounted inside the tree (``/proc``,
+        ``/dev``...) is left out, as ``tar --one-file-system`` would.
+
+        Args:
+            tree: an absolute path.
+            timeout: seconds the copy may take.
+
+        Returns:
+            True if a tree was copied; False if there is nothing to do (no namespace,
+            ``tree`` is not a mount point in it, or it is one on the host as well).
+
+        Raises:
+            PublishError: the copy failed.
+        """
+        if not self.active or not os.path.isabs(tree) or os.path.ismount(tree):
+            return False
+        tree = os.path.normpath(tree)
+        parent = os.path.dirname(tree)
+        if not os.path.isdir(parent) or tree == parent or tree not in self.mount_points():
+            return False
+        hold = os.path.join(parent, f".{os.path.basename(tree)}.publish.{os.getpid()}")
+        argv = [*self.launcher(), "/bin/bash", "-c", _PUBLISH, "publish", tree, hold]
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise PublishError(f"cannot copy {tree} out of the build namespace: {err}") from err
+        if done.returncode == 3:
+            return False
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()
+            raise PublishError(
+                f"cannot copy {tree} out of the build namespace "
+                f"({shlex.join(argv[-3:])}: status {done.returncode}): {detail}"
+            )
+        log.debug("published %s in %.2f s", tree, time.monotonic() - started)
+        return True
 
     def close(self) -> None:
         """End the namespace: every mount made in it goes away."""

@@ -1,26 +1,31 @@
-r"""One persistent bash per Kameleon context, driven over a PTY with pexpect.
+r"""One persistent bash per Kameleon context, driven over pipes.
 
-This is the only module of kameleon_nb that imports :mod:`pexpect`. It implements the
-protocol of ``notebook-design.md`` §1.2 with Kameleon's execution semantics
-(``kameleon-semantics.md`` §4.3-4.4):
+It implements the protocol of ``notebook-design.md`` §1.2 with Kameleon's execution
+semantics (``kameleon-semantics.md`` §4.3-4.4):
 
-* **Spawn.** ``bash -c "<cmd> --noprofile --norc --noediting -i; exit $?"`` on a PTY,
-  from the context's start directory, with ``TERM=dumb``, ``PAGER=cat``,
-  ``SYSTEMD_PAGER=`` and ``delaybeforesend = None``. The outer ``bash -c`` stays the
-  parent of the context shell, as in upstream, so that a command's ``$PPID`` is never
-  this Python process. A bootstrap line then sets up the context environment
+* **Spawn.** ``bash -c "<cmd> --noprofile --norc --noediting -i; exit $?"`` from the
+  context's start directory, in a session of its own, with pipes and no terminal: its
+  stdin carries the protocol, and stdout and stderr share one pipe that this module
+  reads. Commands therefore see what upstream gives them: ``test -t 1`` and ``test -t
+  2`` fail (apt and dpkg print no progress bars), and there is no controlling terminal
+  (opening ``/dev/tty`` fails at once with ``ENXIO`` instead of waiting for a user).
+  The outer ``bash -c`` stays the parent of the context shell, as in upstream, so that a
+  command's ``$PPID`` is never this Python process; it also starts a watchdog that kills
+  the context's process group when this process dies (its *lifeline* pipe closes), as a
+  terminal hang-up would. A bootstrap line then sets up the context environment
   (``USER``/``HOME`` defaults, ``PATH`` prefix, ``LC_ALL``, ``DEBIAN_FRONTEND``,
   ``KAMELEON_CONTEXT_NAME``, ``KAMELEON_WORKDIR``, ``fail``, ``__download``, proxy
-  variables, the recipe's env script) and the protocol: empty ``PS1``/``PS2``, echo,
-  ONLCR and history off, and a ``PROMPT_COMMAND`` that prints
-  ``\n__KNB_<nonce>_<id>_<status>__\n``. Each command line also prints a start marker
-  ``\n__KNB_<nonce>_<id>_S__\n``; a Ctrl-C is only sent once it is seen.
+  variables, the recipe's env script; the rest of the environment is inherited, as
+  upstream's is) and the protocol: empty ``PS1``/``PS2``, history off, and a
+  ``PROMPT_COMMAND`` that prints ``\n__KNB_<nonce>_<id>_<status>__\n``. Each command line
+  also prints a start marker ``\n__KNB_<nonce>_<id>_S__\n``; an interrupt is only sent
+  once it is seen. The shell is interactive (``-i``) without job control: an error such
+  as ``${x:?}`` or a ``SIGINT`` ends the command, never the context.
 * **Transport.** A command is sent as one logical line. Its text is the value of
   ``__knb_c``, written as ANSI-C quoted words (``$'...'``) of at most 256 characters joined
   by backslash-newline continuations. Every control character, quote, ``!`` and backslash
-  is escaped, so nothing reaches the TTY's line discipline but printable text in lines of
-  about 1 KiB: no 4 KiB line limit, no ``^C``/``^D``/``^U`` mangling, no quoting bug, and
-  no process is started to decode it (no base64, no file).
+  is escaped, so the shell reads short lines of printable text whatever the command
+  holds, and no process is started to decode it (no base64, no file).
 * **Execution.** Kameleon runs each command in a child of the context shell. Forking
   costs 0.3-0.4 ms on the project's VMs, close to the whole latency budget, so commands
   that cannot change anything but variables (no ``cd``, function definition, ``set``,
@@ -30,17 +35,22 @@ protocol of ``notebook-design.md`` §1.2 with Kameleon's execution semantics
   writes its variables out, and the persistent shell then loads them. Both paths give
   Kameleon's observable behaviour: variables persist, ``cd``, functions and options do
   not, ``exit``/``set -e``/``exec`` end only the command.
+* **Interrupts.** Ctrl-C or a timeout does what a terminal without job control does:
+  ``SIGINT`` to the context shell and to the processes the command started (the shell's
+  descendants started since the command began), then ``SIGTERM`` and ``SIGKILL`` to those
+  processes, then the context is killed.
 * **Variables** are saved after every command in ``<dir>/kameleon_scripts/<ctx>/``:
   ``bash_env`` holds the exported variables (``declare -px``; ``allexport`` exports every
   assignment) and ``bash_env.arrays`` the arrays (``declare -pa``/``-pA``), so that they
   survive a restart of the shell. Bash's read-only and dynamic variables and the
   protocol's own are never loaded back.
-* **Output** is read in chunks, CR LF becomes LF, only the unread tail is scanned for
-  markers, and it is published to the caller at most every 100 ms or 64 KiB.
+* **Output** is read in chunks and passed on unchanged, only the unread tail is scanned
+  for markers, and it is published to the caller at most every 100 ms or 64 KiB.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import logging
 import os
@@ -49,14 +59,12 @@ import secrets
 import select
 import shlex
 import signal
-import termios
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
-from typing import Any, Final, NamedTuple, NoReturn, Self
-
-import pexpect
+from typing import Final, NamedTuple, NoReturn, Self
 
 from kameleon_nb.core.contexts import ContextSpec
 from kameleon_nb.engine.contexts import CommandResult
@@ -76,7 +84,6 @@ OutputCallback = Callable[[str], None]
 """Receives chunks of command output (stdout and stderr merged, ``\\n`` line ends)."""
 
 _BASH_OPTIONS: Final = "--noprofile --norc --noediting -i"
-_DIMENSIONS: Final = (24, 160)
 _READ_SIZE: Final = 65536
 _POLL_INTERVAL: Final = 0.1
 _PUBLISH_INTERVAL: Final = 0.1
@@ -84,8 +91,15 @@ _PUBLISH_SIZE: Final = 65536
 _TAIL_LINES: Final = 20
 _TAIL_CHARS: Final = 16384
 _WORD_CHARS: Final = 256
-_SMALL_WRITE: Final = 4096
 _SEND_TIMEOUT: Final = 60.0
+_PIPE_CHUNK: Final = 65536
+_LIVENESS_INTERVAL: Final = 0.1
+_DRAIN_LIMIT: Final = 1 << 20
+# Bash prints these when an interactive shell has no terminal; they are not errors.
+_NO_TERMINAL_NOTICES: Final = re.compile(
+    r"^bash: (?:cannot set terminal process group \(-?\d+\): .*|no job control in this shell)\n",
+    re.MULTILINE,
+)
 _INIT_OUTPUT_LIMIT: Final = 1 << 20
 _OWN_FUNCTIONS: Final = frozenset({"fail", "__download"})
 
@@ -133,13 +147,6 @@ _ESCAPES: Final[dict[int, str]] = {code: f"\\x{code:02x}" for code in [*range(1,
 # \' as the end of a quoted string and expand the ! that follows.
 _ESCAPES.update({0: "", ord("\n"): "\\n", ord("\t"): "\\t", ord("\\"): "\\\\"})
 _ESCAPES.update({ord("'"): "\\x27", ord("!"): "\\x21"})
-
-
-def _normalize_newlines(text: str) -> str:
-    """Replace any run of CRs before a LF by the LF (``str.replace`` beats a regex here)."""
-    while "\r\n" in text:
-        text = text.replace("\r\n", "\n")
-    return text
 
 
 def needs_subshell(text: str, functions: frozenset[str] = frozenset()) -> bool:
@@ -335,9 +342,10 @@ class _Marker(NamedTuple):
 
 
 class _Scanner:
-    """Turn raw PTY text into output text and protocol markers.
+    """Turn the shell's output into command output text and protocol markers.
 
-    Only the unread tail is kept and searched, so the cost is linear in the output.
+    The text passes unchanged (carriage returns are the command's own). Only the
+    unread tail is kept and searched, so the cost is linear in the output.
     """
 
     def __init__(self, nonce: str) -> None:
@@ -345,15 +353,10 @@ class _Scanner:
         self._marker_re = re.compile(re.escape(self._lead) + r"(\d+)_(\d+|S)__\n")
         self._partial_re = re.compile(r"(?:\d*|\d+_(?:\d*|S)_{0,2})\Z")
         self._buf = ""
-        self._carry = ""
 
     def feed(self, chunk: str) -> list[str | _Marker]:
         """Add a chunk; return the output text and markers it completes, in order."""
-        data = self._carry + chunk
-        stripped = data.rstrip("\r")
-        self._carry = data[len(stripped) :]
-        stripped = _normalize_newlines(stripped)
-        buf = self._buf + stripped
+        buf = self._buf + chunk
         items: list[str | _Marker] = []
         start = search = 0
         hold = -1
@@ -383,8 +386,8 @@ class _Scanner:
 
     def drain(self) -> str:
         """Return and forget the text held back (when no marker can follow any more)."""
-        text = _normalize_newlines(self._buf + self._carry)
-        self._buf = self._carry = ""
+        text = self._buf
+        self._buf = ""
         return text
 
 
@@ -461,27 +464,17 @@ def _last_output(tail: str) -> str:
     return f" Last output:\n{tail}" if tail else ""
 
 
-def _default_signals() -> None:
-    """In the child, before exec: undo Python's SIG_IGN of SIGPIPE and SIGXFSZ.
+class _ProcessInfo(NamedTuple):
+    """What ``/proc/PID/stat`` says about a process."""
 
-    Bash cannot reset a signal that was ignored when it started, so without this every
-    command would run with SIGPIPE ignored (``yes | head`` would end with an error).
-    """
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    pid: int
+    ppid: int
+    start_ticks: int
 
 
-def _raw_output(fd: int) -> None:
-    """Turn off the terminal's LF to CR LF translation (ONLCR): a third less to read."""
-    with contextlib.suppress(termios.error):
-        attrs = termios.tcgetattr(fd)
-        attrs[1] &= ~termios.ONLCR
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-def _session_members(sid: int) -> list[int]:
-    """Pids of the processes of session ``sid`` (Linux ``/proc``)."""
-    members = []
+def _session_processes(sid: int) -> list[_ProcessInfo]:
+    """The live processes of session ``sid`` (Linux ``/proc``)."""
+    found = []
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -491,9 +484,68 @@ def _session_members(sid: int) -> list[int]:
                     fields = f.read().rpartition(")")[2].split()
             except OSError:
                 continue
-            if len(fields) > 3 and fields[3] == str(sid):
-                members.append(int(entry.name))
-    return members
+            # fields[0] is the state (field 3 of proc(5)), so field N is fields[N - 3]
+            if len(fields) > 19 and fields[3] == str(sid) and fields[0] not in ("Z", "X"):
+                found.append(_ProcessInfo(int(entry.name), int(fields[1]), int(fields[19])))
+    return found
+
+
+def _session_members(sid: int) -> list[int]:
+    """Pids of the processes of session ``sid``."""
+    return [info.pid for info in _session_processes(sid)]
+
+
+def _innermost_pid(pid: int) -> int | None:
+    """The pid of ``pid`` as its own PID namespace numbers it (``NSpid``), if readable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _find_shell(sid: int, own_pid: int) -> int | None:
+    """The pid (in our PID namespace) of the context shell whose ``$$`` is ``own_pid``.
+
+    The shell runs in session ``sid``, possibly in a PID namespace of its own (a chroot
+    backend's ``unshare --pid``), where it has another number.
+    """
+    candidates = [
+        info.pid for info in _session_processes(sid) if _innermost_pid(info.pid) == own_pid
+    ]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _boot_ticks() -> int:
+    """Now, in the clock ticks since boot that ``/proc/PID/stat`` start times use."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
+def _command_processes(sid: int, shell_pid: int | None, since: int) -> list[int]:
+    """The processes a command started: descendants of the shell started since ``since``.
+
+    Background jobs of earlier commands are left alone, as a terminal with job control
+    would leave them. Without a known shell pid, every process of the session started
+    since then counts.
+    """
+    processes = _session_processes(sid)
+    recent = [p.pid for p in processes if p.start_ticks >= since - 1]
+    if shell_pid is None:
+        return recent
+    children: dict[int, list[int]] = {}
+    for info in processes:
+        children.setdefault(info.ppid, []).append(info.pid)
+    descendants: set[int] = set()
+    todo = list(children.get(shell_pid, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in descendants:
+            descendants.add(pid)
+            todo.extend(children.get(pid, []))
+    return [pid for pid in recent if pid in descendants]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -541,15 +593,23 @@ class ContextShell:
         self._grace = interrupt_grace
         self._fast_path = fast_path
         self._name = spec.name.value
-        self._child: pexpect.spawn | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._in_fd = -1
+        self._out_fd = -1
+        self._lifeline = -1
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._out_poll = select.poll()
+        self._checked_at = 0.0
+        self._exited = False
         self._scanner = _Scanner("0")
         self._nonce = ""
         self._next_id = 1
         self._pending_id: int | None = None
         self._started_id = 0
         self._shell_pid = 0
+        self._shell_host_pid: int | None = None
+        self._command_since = 0
         self._stash: list[str] = []
-        self._termios: list[Any] | None = None
         self._functions: frozenset[str] = frozenset()
         self._started_once = False
         self._wipe_pending = False
@@ -568,7 +628,7 @@ class ContextShell:
     @property
     def alive(self) -> bool:
         """Whether the shell process is running."""
-        return self._child is not None and bool(self._child.isalive())
+        return self._child is not None and self._child.poll() is None
 
     def __enter__(self) -> Self:
         return self
@@ -615,9 +675,9 @@ class ContextShell:
                 init_id, sink, deadline=began + self._start_timeout, interruptible=False
             )
         except (_Dead, ShellError) as err:
-            sink.add(self._scanner.drain())
+            sink.add(self._leftover())
             sink.flush()
-            output = collector.text.strip()
+            output = _NO_TERMINAL_NOTICES.sub("", collector.text).strip()
             reason = self._death_reason() if isinstance(err, _Dead) else str(err)
             self._kill_process()
             raise ContextError(
@@ -630,11 +690,13 @@ class ContextShell:
             details = re.sub(
                 rf"__KNB_{self._nonce}_FB_.*__KNB_{self._nonce}_FE__", "", output, flags=re.DOTALL
             )
+            details = _NO_TERMINAL_NOTICES.sub("", details)
             raise ContextError(
                 f"Cannot initialize the {self._name}_context (status {status}): {details.strip()}"
             )
         self._parse_report(output)
-        self._termios = self._get_termios()
+        assert self._child is not None
+        self._shell_host_pid = _find_shell(self._child.pid, self._shell_pid)
         log.debug(
             "%s context started in %.3f s (shell pid %d)",
             self._name,
@@ -674,7 +736,6 @@ class ContextShell:
                 interrupted.
         """
         self._ensure_ready()
-        assert self._child is not None
         text = f"{self._spec.exec_prefix} {script}" if self._spec.exec_prefix else script
         sub = not self._fast_path or needs_subshell(text, self._functions)
         mode = ""
@@ -697,7 +758,7 @@ class ContextShell:
             self._interrupt_requested = False
             self._pending_id = cmd_id
             try:
-                self._restore_termios()
+                self._command_since = _boot_ticks()
                 self._send(line)
                 try:
                     status = self._await(cmd_id, output, deadline=deadline)
@@ -711,7 +772,7 @@ class ContextShell:
                     self._pending_id = None
                     raise
             except _Dead:
-                output.add(self._scanner.drain())
+                output.add(self._leftover())
                 self._raise_closed(output)
             except _GaveUp as err:
                 output.flush()
@@ -725,7 +786,7 @@ class ContextShell:
                 ) from None
             self._pending_id = None
             output.flush()
-            if self._child is None or not self._child.isalive():
+            if not self.alive:
                 # The command ended, but it took the context's process with it.
                 self._raise_closed(output)
         duration = time.monotonic() - began
@@ -859,48 +920,60 @@ class ContextShell:
                 f"{self._spec.start_dir} does not exist"
             )
         env = dict(os.environ)
-        for name in ("PROMPT_COMMAND", "TMOUT", "HISTFILE"):
+        for name in ("PROMPT_COMMAND", "TMOUT", "HISTFILE", "PS0", "PS1", "PS2", "PS4"):
             env.pop(name, None)
-        env.update(TERM="dumb", PAGER="cat", SYSTEMD_PAGER="", PS1="", PS2="")
+        lifeline_read, lifeline = os.pipe()
         # "; exit $?" keeps this bash -c as the parent of the context shell (as upstream's
         # "source ...; cmd" does): a command's $PPID is then not this Python process. The
         # cd is for launchers: entering a mount namespace moves a process to its root.
+        # The watchdog kills the process group when this process dies (the lifeline's
+        # write end, which only this process holds, closes), as a terminal's hang-up
+        # would: nothing a build started outlives it.
         command = (
+            f"{{ builtin read -r -u {lifeline_read} __knb_x; builtin kill -KILL 0; }} "
+            f"</dev/null >/dev/null 2>&1 & builtin exec {lifeline_read}<&-; "
             f"cd -- {shlex.quote(self._spec.start_dir)} && "
             f"{self._spec.cmd} {_BASH_OPTIONS}; exit $?"
         )
         argv = [*self._spec.launcher, "/bin/bash", "-c", command]
         log.debug("starting %s context: %s (in %s)", self._name, argv, self._spec.start_dir)
         try:
-            child = pexpect.spawn(
-                argv[0],
-                argv[1:],
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 cwd=self._spec.start_dir,
                 env=env,
-                echo=False,
-                encoding="utf-8",
-                codec_errors="replace",
-                timeout=None,
-                dimensions=_DIMENSIONS,
-                use_poll=True,
-                preexec_fn=_default_signals,
+                bufsize=0,
+                start_new_session=True,
+                pass_fds=(lifeline_read,),
             )
-        except (pexpect.ExceptionPexpect, OSError) as err:
+        except OSError as err:
+            os.close(lifeline)
             raise ContextError(
                 f"Cannot start the {self._name}_context with {shlex.join(argv)!r}: {err}"
             ) from err
-        child.delaybeforesend = None
-        # ptyprocess's close() sleeps these after closing the PTY; _kill_process has
-        # already waited for every process of the session to end
-        child.ptyproc.delayafterclose = 0
-        child.ptyproc.delayafterterminate = 0
-        _raw_output(child.child_fd)
+        finally:
+            os.close(lifeline_read)
+        assert child.stdin is not None
+        assert child.stdout is not None
         self._child = child
+        self._in_fd = child.stdin.fileno()
+        self._out_fd = child.stdout.fileno()
+        os.set_blocking(self._in_fd, False)
+        os.set_blocking(self._out_fd, False)
+        self._lifeline = lifeline
+        self._out_poll = select.poll()
+        self._out_poll.register(self._out_fd, select.POLLIN)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._checked_at = time.monotonic()
+        self._exited = False
         self._nonce = secrets.token_hex(8)
         self._scanner = _Scanner(self._nonce)
         self._stash = []
         self._pending_id = None
-        self._termios = None
+        self._shell_host_pid = None
 
     def _environment_lines(self) -> list[str]:
         """Shell lines that give a bash the context environment (semantics §4.3).
@@ -917,7 +990,7 @@ class ContextShell:
             'builtin export USER="${USER:-root}" HOME="${HOME:-/root}"',
             'builtin export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"',
             'builtin export LC_ALL="${LC_ALL:-POSIX}"',
-            "builtin export DEBIAN_FRONTEND=noninteractive TERM=dumb PAGER=cat SYSTEMD_PAGER=",
+            "builtin export DEBIAN_FRONTEND=noninteractive",
             f"builtin export KAMELEON_CONTEXT_NAME={q(self._name + '_context')}",
             'builtin export KAMELEON_WORKDIR="$PWD"',
             _DOWNLOAD,
@@ -963,8 +1036,7 @@ class ContextShell:
             "PS1='' PS2='' PS0='' PS4='+ ' HISTFILE=/dev/null",
             "builtin unset -v PROMPT_COMMAND TMOUT IGNOREEOF MAILCHECK",
             # A chroot may have no /dev yet: then the protocol uses files of its own.
-            "if [[ -c /dev/null ]]; then __knb_null=/dev/null; stty -echo -onlcr 2>/dev/null",
-            "else __knb_null=; stty -echo -onlcr; fi",
+            "if [[ -c /dev/null ]]; then __knb_null=/dev/null; else __knb_null=; fi",
             f"__knb_nonce={q(self._nonce)}",
             *self._environment_lines(),
             "__knb_snapshot",
@@ -1012,11 +1084,7 @@ class ContextShell:
         if self._child is not None and not self.alive:
             self._pending_id = None
             output = _Output(None)
-            with contextlib.suppress(_Dead):
-                for item in self._scanner.feed(self._read(0.0)):
-                    if isinstance(item, str):
-                        output.add(item)
-            output.add(self._scanner.drain())
+            output.add(self._leftover())
             self._raise_closed(output)
         if not self.alive:
             self.start()
@@ -1053,60 +1121,96 @@ class ContextShell:
             raise ShellError(f"Internal command failed in the {self._name}_context: {code}")
 
     def _send(self, line: str) -> None:
-        child = self._child
-        if child is None:
+        """Write a protocol line to the shell, reading its output meanwhile (no deadlock)."""
+        if self._child is None:
             raise _Dead
-        data = line.encode("utf-8", "surrogateescape")
-        fd = child.child_fd
+        data = memoryview(line.encode("utf-8", "surrogateescape"))
+        done = 0
+        deadline: float | None = None
+        poller: select.poll | None = None
         try:
-            if len(data) <= _SMALL_WRITE:
-                os.write(fd, data)
-                return
-            self._send_large(fd, data)
-        except OSError as err:
-            log.debug("%s: write failed: %s", self._name, err)
-            raise _Dead from err
-
-    def _send_large(self, fd: int, data: bytes) -> None:
-        """Write without blocking forever, reading output meanwhile (no deadlock)."""
-        os.set_blocking(fd, False)
-        try:
-            view = memoryview(data)
-            done = 0
-            deadline = time.monotonic() + _SEND_TIMEOUT
-            poller = _poller(fd)
             while done < len(data):
                 try:
-                    done += os.write(fd, view[done : done + _SMALL_WRITE])
+                    done += os.write(self._in_fd, data[done : done + _PIPE_CHUNK])
                     continue
                 except BlockingIOError:
                     pass
-                if time.monotonic() > deadline:
+                # The pipe is full: the shell is busy; keep its output flowing meanwhile.
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + _SEND_TIMEOUT
+                    poller = select.poll()
+                    poller.register(self._in_fd, select.POLLOUT)
+                    poller.register(self._out_fd, select.POLLIN)
+                elif now > deadline:
                     raise ShellError(f"The {self._name}_context does not read its input")
-                for _, event in poller(_POLL_INTERVAL):
-                    if event & _POLLIN:
-                        with contextlib.suppress(BlockingIOError):
-                            chunk = os.read(fd, _READ_SIZE)
-                            if chunk:
-                                self._stash.append(chunk.decode("utf-8", "replace"))
-        finally:
-            os.set_blocking(fd, True)
+                if not self.alive:
+                    raise _Dead
+                assert poller is not None
+                for fd, _ in poller.poll(_POLL_INTERVAL * 1000):
+                    if fd == self._out_fd:
+                        self._stash.append(self._read_available())
+        except OSError as err:  # EPIPE: the shell is gone
+            log.debug("%s: write failed: %s", self._name, err)
+            raise _Dead from err
+
+    def _leftover(self) -> str:
+        """The output a dead (or dying) shell left: what is read already or still in the pipe.
+
+        Protocol markers are dropped; text held back as a possible marker is returned.
+        """
+        text = "".join(self._stash)
+        self._stash.clear()
+        if self._child is not None and self._out_fd >= 0:
+            text += self._read_available(_DRAIN_LIMIT)
+        parts = [item for item in self._scanner.feed(text) if isinstance(item, str)]
+        return "".join(parts) + self._scanner.drain()
+
+    def _read_available(self, limit: int = _READ_SIZE) -> str:
+        """Read what the output pipe holds now, up to ``limit`` bytes ("" if nothing)."""
+        chunks = []
+        size = 0
+        while size < limit:
+            try:
+                chunk = os.read(self._out_fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                self._exited = True
+                break
+            if not chunk:
+                self._exited = True  # every writer closed the pipe
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if len(chunk) < _READ_SIZE:
+                break
+        return self._decoder.decode(b"".join(chunks), final=False) if chunks else ""
 
     def _read(self, timeout: float) -> str:
-        """Read a chunk ("" on timeout); raise :class:`_Dead` when the shell is gone."""
+        """Read a chunk ("" on timeout); raise :class:`_Dead` when the shell is gone.
+
+        The end of the process is noticed even if a process it left behind keeps the
+        output pipe open: what the pipe holds is read first, then :class:`_Dead`.
+        """
         if self._stash:
             text = "".join(self._stash)
             self._stash.clear()
             return text
-        child = self._child
-        if child is None:
+        if self._child is None or self._exited:
             raise _Dead
-        try:
-            return str(child.read_nonblocking(_READ_SIZE, timeout=max(timeout, 0.0)))
-        except pexpect.TIMEOUT:
-            return ""
-        except pexpect.EOF:
-            raise _Dead from None
+        text = ""
+        if self._out_poll.poll(max(timeout, 0.0) * 1000):
+            text = self._read_available()
+        now = time.monotonic()
+        if not text or now - self._checked_at >= _LIVENESS_INTERVAL:
+            self._checked_at = now
+            if not self.alive:
+                self._exited = True
+                text += self._read_available(_DRAIN_LIMIT)
+        if self._exited and not text:
+            raise _Dead
+        return text
 
     def _await(
         self,
@@ -1176,82 +1280,76 @@ class ContextShell:
         child = self._child
         if child is None:
             return "the shell is not running"
-        with contextlib.suppress(Exception):
-            child.isalive()
-        if child.signalstatus is not None:
-            return f"the shell was killed by signal {child.signalstatus}"
-        if child.exitstatus is not None and child.exitstatus > 128:
-            return f"the shell was killed by signal {child.exitstatus - 128}"
-        if child.exitstatus is not None:
-            return f"the shell exited with status {child.exitstatus}"
-        return "the shell closed its terminal"
+        status = child.poll()
+        if status is None:
+            # its pipes close just before its exit status can be collected
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                status = child.wait(timeout=1.0)
+        if status is None:
+            return "the shell closed its output"
+        if status < 0:
+            return f"the shell was killed by signal {-status}"
+        if status > 128:
+            return f"the shell was killed by signal {status - 128}"
+        return f"the shell exited with status {status}"
 
     def _kill_process(self) -> None:
+        """End the context's whole session (its watchdog too) and reap the shell."""
         child, self._child = self._child, None
         if child is None:
             return
         members = [pid for pid in _session_members(child.pid) if pid != child.pid]
-        for pid in [child.pid, *members]:
+        # once reaped (poll), the leader's pid may belong to another process: spare it
+        leader = [child.pid] if child.poll() is None else []
+        for pid in [*leader, *members]:
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 with contextlib.suppress(OSError):
                     os.kill(pid, sig)
         limit = time.monotonic() + 1.0
-        while time.monotonic() < limit and (child.isalive() or any(_pid_alive(p) for p in members)):
-            time.sleep(0.01)
-        for pid in [child.pid, *members]:
-            if _pid_alive(pid):
+        while time.monotonic() < limit and (
+            child.poll() is None or any(_pid_alive(p) for p in members)
+        ):
+            time.sleep(0.005)
+        leader = [child.pid] if child.poll() is None else []
+        survivors = [pid for pid in [*leader, *members] if _pid_alive(pid)]
+        for pid in survivors:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        limit = time.monotonic() + 1.0
+        while time.monotonic() < limit and any(_pid_alive(p) for p in survivors):
+            time.sleep(0.005)
+        with contextlib.suppress(OSError):
+            os.close(self._lifeline)
+        self._lifeline = -1
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
                 with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            child.close(force=True)
-        self._termios = None
+                    stream.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+        self._in_fd = self._out_fd = -1
         log.debug("%s context closed", self._name)
 
-    # ------------------------------------------------- terminal and signal helpers
-
-    def _get_termios(self) -> list[Any] | None:
-        if self._child is None:
-            return None
-        try:
-            return list(termios.tcgetattr(self._child.child_fd))
-        except termios.error:
-            return None
-
-    def _restore_termios(self) -> None:
-        """Undo terminal settings a command changed (``stty echo`` would corrupt output)."""
-        if self._termios is None or self._child is None:
-            return
-        current = self._get_termios()
-        if current is not None and current != self._termios:
-            log.debug("%s: restoring the terminal settings", self._name)
-            with contextlib.suppress(termios.error):
-                termios.tcsetattr(self._child.child_fd, termios.TCSANOW, self._termios)
-
-    def _foreground_group(self) -> int | None:
-        """The terminal's foreground process group, if it is not the shell's own."""
-        child = self._child
-        if child is None:
-            return None
-        try:
-            group = os.tcgetpgrp(child.child_fd)
-        except OSError:
-            return None
-        return None if group in (child.pid, self._shell_pid, 0) else group
+    # ---------------------------------------------------------------- signal helpers
 
     def _signal_command(self, stage: int) -> None:
+        """Stop the running command, as a terminal without job control would.
+
+        Stage 0 sends ``SIGINT`` to the context shell and to the processes the command
+        started (the shell abandons the rest of the command); stages 1 and 2 send
+        ``SIGTERM`` and then ``SIGKILL`` to those processes only.
+        """
         child = self._child
         if child is None:
             return
-        group = self._foreground_group()
-        if stage == 0 or group is None:
-            log.debug("%s: sending ^C", self._name)
+        targets = _command_processes(child.pid, self._shell_host_pid, self._command_since)
+        sig = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[min(stage, 2)]
+        if stage == 0 and self._shell_host_pid is not None:
+            targets = [self._shell_host_pid, *targets]
+        log.debug("%s: sending %s to %s", self._name, sig.name, targets)
+        for pid in targets:
             with contextlib.suppress(OSError):
-                child.sendintr()
-            return
-        sig = signal.SIGTERM if stage == 1 else signal.SIGKILL
-        log.info("%s: sending %s to process group %d", self._name, sig.name, group)
-        with contextlib.suppress(OSError):
-            os.killpg(group, sig)
+                os.kill(pid, sig)
 
     @contextlib.contextmanager
     def _sigint_guard(self) -> Iterator[None]:
@@ -1279,7 +1377,7 @@ class ContextShell:
 
 
 class _Stopper:
-    """The escalation of an interrupt: ^C, then SIGTERM, then SIGKILL, then give up."""
+    """The escalation of an interrupt: SIGINT, then SIGTERM, then SIGKILL, then give up."""
 
     def __init__(self, shell: ContextShell, now: float) -> None:
         self._shell = shell
@@ -1292,7 +1390,7 @@ class _Stopper:
         if now < self._next:
             return self._next - now
         if self._stage < 0 and not started and now - self._since < self._shell._grace:
-            # The command line is still being read: a ^C now would only discard it.
+            # The command line is still being read: a SIGINT now would only discard it.
             self._next = now + 0.01
             return 0.01
         self._stage += 1
@@ -1305,16 +1403,3 @@ class _Stopper:
         self._shell._signal_command(self._stage)
         self._next = now + self._shell._grace
         return self._shell._grace
-
-
-_POLLIN: Final = select.POLLIN
-
-
-def _poller(fd: int) -> Callable[[float], list[tuple[int, int]]]:
-    poll = select.poll()
-    poll.register(fd, select.POLLIN | select.POLLOUT)
-
-    def wait(timeout: float) -> list[tuple[int, int]]:
-        return poll.poll(timeout * 1000)
-
-    return wait

@@ -67,19 +67,24 @@ class ConsoleSink:
         self._stream.write(text + "\n")
 
     def _output(self, context: str, text: str) -> None:
+        """Print complete lines with ``[ctx] `` before each and after each CR, as upstream.
+
+        A progress line (carriage returns between updates) thus overwrites itself on a
+        terminal and reads as upstream's in a log.
+        """
         pending = self._partial.pop(context, "") + text
         lines = pending.split("\n")
         self._partial[context] = lines.pop()
+        prefix = f"[{context}] "
         for line in lines:
-            segments = [s for s in line.split("\r") if s] or [""]
-            for segment in segments:
-                self._write(f"[{context}] {segment}", "green")
+            self._write(prefix + line.replace("\r", "\r" + prefix), "green")
 
     def flush_output(self) -> None:
         """Print partial output lines still waiting for their newline."""
         for context, text in list(self._partial.items()):
             if text:
-                self._write(f"[{context}] {text}", "green")
+                prefix = f"[{context}] "
+                self._write(prefix + text.replace("\r", "\r" + prefix), "green")
         self._partial.clear()
 
     def __call__(self, event: BuildEvent) -> None:
@@ -100,7 +105,7 @@ class ConsoleSink:
         elif isinstance(event, CheckpointRestored):
             self._write(f"Restoring last build from step: {event.slug}")
         elif isinstance(event, MicrostepStarted):
-            self._write(f"Step {event.order}: {event.slug}")
+            self._write(f"Step {event.order}: {event.name or event.slug}")
             self._write(event.reason, "blue")
         elif isinstance(event, CheckpointCreated):
             self._write(f"--> Creating checkpoint: '{event.slug}' ({event.step_id})", "blue")

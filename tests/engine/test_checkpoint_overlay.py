@@ -39,3 +39,82 @@ def test_deep_stacks_are_flattened_and_every_checkpoint_restores(tmp_path, monke
             assert h.fingerprint() == fingerprint, step_id
     finally:
         h.close()
+
+
+def _mounts(h: Harness) -> list[str]:
+    """Mount points under the rootfs (relative), with their type, in the build's namespace."""
+    listing = h.sh(f"findmnt -rn -o TARGET,FSTYPE -R {h.rootfs} | tail -n +2")
+    return [line.replace(f"{h.rootfs}/", "", 1) for line in listing.splitlines()]
+
+
+CHROOT_MOUNTS = ["dev devtmpfs", "dev/pts devpts", "proc proc", "tmp tmpfs"]
+
+
+def _mount_like_a_chroot_backend(h: Harness) -> None:
+    r = h.rootfs
+    h.sh(
+        f"mkdir -p {r}/dev {r}/proc {r}/tmp && mount --bind /dev {r}/dev"
+        f" && mount --bind /dev/pts {r}/dev/pts && mount --bind /proc {r}/proc"
+        f" && mount -t tmpfs -o size=1m tmpfs {r}/tmp && echo kept > {r}/tmp/file"
+    )
+
+
+def test_create_keeps_the_mounts_made_in_the_tree(tmp_path):
+    h = Harness(tmp_path, "overlay")
+    try:
+        h.ids()
+        _mount_like_a_chroot_backend(h)
+        assert _mounts(h) == CHROOT_MOUNTS
+        h.builder.checkpoints.create(StepId("bbbbbbbbbbb1"))
+        assert _mounts(h) == CHROOT_MOUNTS
+        assert h.sh(f"cat {h.rootfs}/tmp/file; ls {h.rootfs}/proc/self/fd").startswith("kept\n")
+        h.sh(f"umount {h.rootfs}/tmp {h.rootfs}/proc {h.rootfs}/dev/pts {h.rootfs}/dev")
+        h.builder.checkpoints.create(StepId("bbbbbbbbbbb2"))
+        assert _mounts(h) == []
+        h.builder.checkpoints.restore(StepId("bbbbbbbbbbb1"))  # same build: mounted again
+        assert _mounts(h) == CHROOT_MOUNTS
+        h.builder.checkpoints.restore(StepId("bbbbbbbbbbb2"))
+        assert _mounts(h) == []
+    finally:
+        h.close()
+
+
+def test_apply_in_a_new_build_mounts_again_what_the_checkpoint_had(tmp_path):
+    h = Harness(tmp_path, "overlay")
+    try:
+        h.ids()
+        _mount_like_a_chroot_backend(h)
+        h.builder.checkpoints.create(StepId("ccccccccccc1"))
+    finally:
+        h.close()
+    h = Harness(tmp_path, "overlay")  # a new build: a new mount namespace, nothing mounted
+    try:
+        assert h.ids() == {"ccccccccccc1"}
+        assert _mounts(h) == []
+        h.builder.checkpoints.restore(StepId("ccccccccccc1"))
+        assert _mounts(h) == CHROOT_MOUNTS  # binds from the same places; a new tmpfs
+        assert h.sh(f"ls {h.rootfs}/dev/pts/ptmx {h.rootfs}/proc/self/status") != ""
+    finally:
+        h.close()
+
+
+def test_the_rootfs_is_copied_to_the_host_when_a_build_ends(tmp_path):
+    h = Harness(tmp_path, "overlay")
+    try:
+        assert not h.builder.publish_rootfs()  # nothing mounted there yet: nothing to do
+        h.ids()
+        h.sh(f"mkdir -p {h.rootfs}/etc && echo built > {h.rootfs}/etc/motd")
+        _mount_like_a_chroot_backend(h)
+        assert not (h.rootfs / "etc" / "motd").exists()  # the overlay is the build's own
+        assert h.builder.publish_rootfs()
+        assert (h.rootfs / "etc" / "motd").read_text() == "built\n"
+        assert not os.path.ismount(h.rootfs)
+        assert list((h.rootfs / "proc").iterdir()) == []  # what is mounted inside stays out
+        assert list((h.rootfs / "tmp").iterdir()) == []
+        h.sh(f"rm {h.rootfs}/etc/motd && echo new > {h.rootfs}/etc/issue")
+        assert h.builder.publish_rootfs()
+        assert sorted(p.name for p in (h.rootfs / "etc").iterdir()) == ["issue"]
+        assert [p.name for p in h.rootfs.parent.iterdir() if ".publish." in p.name] == []
+    finally:
+        h.close()
+    assert (h.rootfs / "etc" / "issue").read_text() == "new\n"  # after the build too

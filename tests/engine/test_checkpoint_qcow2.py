@@ -189,19 +189,37 @@ def test_names_are_parsed_whatever_their_length_or_spaces(image):
     assert h.snapshot_rows() == []
 
 
+def _unlocked(image: Path) -> bool:
+    info = subprocess.run(["qemu-img", "info", str(image)], capture_output=True, check=False)
+    return info.returncode == 0
+
+
+def _lock_holder(image: Path) -> subprocess.Popen[bytes]:
+    """qemu-io with the image open for writing (retried: a concurrent reader, such as a
+    ``qemu-img info`` checking the lock, makes qemu-io's own lock attempt fail)."""
+    deadline = time.monotonic() + 30
+    while True:
+        holder = subprocess.Popen(
+            ["qemu-io", "-f", "qcow2", str(image)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while _unlocked(image) and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if holder.poll() is None or time.monotonic() >= deadline:
+            assert holder.poll() is None, "qemu-io could not open the image"
+            assert not _unlocked(image), "qemu-io never locked the image"
+            return holder
+        assert holder.stdin is not None
+        holder.stdin.close()  # it lost the race: try again
+
+
 def test_locked_image_is_not_enabled(image):
     """A writer (a VM, an export; here qemu-io) holds the lock: no checkpoint."""
     h = image
-    holder = subprocess.Popen(
-        ["qemu-io", "-f", "qcow2", str(h.image)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    holder = _lock_holder(h.image)
     try:
-        deadline = time.monotonic() + 5
-        while h.builder.checkpoints.enabled() and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert not h.builder.checkpoints.enabled()
     finally:
         assert holder.stdin is not None

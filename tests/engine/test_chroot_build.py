@@ -349,7 +349,9 @@ def test_mounts_stay_private_when_the_namespace_holder_is_slow_to_start(recipe_d
 
 
 # ----------------------------------------------------------------------------- 4
-NAP = "  - waiting:\n    - nap:\n      - exec_in: sleep $${nap}\n"
+# the global is not named like the microstep: in an embedded macrostep, upstream makes
+# each microstep a local variable (semantics §3.3), and $${nap} would be its commands
+NAP = "  - waiting:\n    - nap:\n      - exec_in: sleep $${nap_seconds}\n"
 NAP_RUNNING = r"^Step 7: setup/waiting/nap\n--> Running the step\.\.\.\n"
 
 
@@ -365,7 +367,7 @@ def _nap_started(proc: subprocess.Popen) -> dict[int, str]:
 
 
 def test_sigint_interrupts_and_cleans_up(recipe_dir, tmp_path, processes):
-    recipe = variant(recipe_dir, NAP, nap="30")
+    recipe = variant(recipe_dir, NAP, nap_seconds="30")
     log = tmp_path / "build.log"
     proc = start_build(recipe, log, processes)
     wait_for_output(log, NAP_RUNNING, proc)
@@ -391,7 +393,7 @@ def test_sigint_interrupts_and_cleans_up(recipe_dir, tmp_path, processes):
 
 
 def test_sigkill_leaves_nothing_and_next_build_restores(recipe_dir, tmp_path, processes):
-    recipe = variant(recipe_dir, NAP, nap="30")
+    recipe = variant(recipe_dir, NAP, nap_seconds="30")
     log = tmp_path / "build.log"
     proc = start_build(recipe, log, processes)
     wait_for_output(log, NAP_RUNNING, proc)
@@ -401,7 +403,7 @@ def test_sigkill_leaves_nothing_and_next_build_restores(recipe_dir, tmp_path, pr
 
     proc.kill()
     assert proc.wait(timeout=5) == -signal.SIGKILL
-    # the holder dies with its parent, the shells (and the chrooted sleep) with their PTY
+    # the holder dies with its parent, the shells (and the chrooted sleep) with their watchdog
     assert_nothing_left(tmp_path, tree, timeout=10)
 
     # a killed build lists exactly the checkpoints it completed
@@ -411,7 +413,7 @@ def test_sigkill_leaves_nothing_and_next_build_restores(recipe_dir, tmp_path, pr
 
     # a new build from the same build dir (without the long nap) restores and finishes
     path = recipe_dir / recipe
-    path.write_text(path.read_text().replace("  nap: 30\n", "  nap: 0\n"))
+    path.write_text(path.read_text().replace("  nap_seconds: 30\n", "  nap_seconds: 0\n"))
     code, out = cli("build", "--script", "-c", recipe)
     assert code == 0, out
     assert "Restoring last build from step: setup/configure_system/motd\n" in out

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -211,6 +212,28 @@ def test_stdin_is_dev_null(shell: ContextShell) -> None:
     status, text = out(shell, 'read x; echo "rc=$?"; cat; echo end', timeout=10)
     assert status == 0
     assert text == "rc=1\nend\n"
+
+
+@shell_test
+def test_stdout_and_stderr_are_pipes_not_a_terminal(shell: ContextShell) -> None:
+    script = (
+        "for fd in 1 2; do test -t $fd && echo tty$fd || echo no-tty$fd; done; "
+        "p=$BASHPID; for fd in 1 2; do t=$(readlink /proc/$p/fd/$fd); echo ${t%%:*}; done; "
+        "python3 -c 'import sys; print(sys.stdout.isatty(), sys.stderr.isatty())'"
+    )
+    assert out(shell, script) == (0, "no-tty1\nno-tty2\npipe\npipe\nFalse False\n")
+
+
+@shell_test
+def test_no_controlling_terminal_dev_tty_fails_at_once(shell: ContextShell) -> None:
+    began = time.monotonic()
+    status, text = out(
+        shell, 'read -r line < /dev/tty; echo "rc=$?"; tty; ps -o tty= -p $$', timeout=10
+    )
+    assert time.monotonic() - began < 2
+    assert "/dev/tty: No such device or address\n" in text
+    assert text.endswith("rc=1\nnot a tty\n?\n")
+    assert status == 0
 
 
 @shell_test
@@ -426,6 +449,23 @@ def test_start_failure_is_reported_quickly(start_dir: Path, cmd: str, message: s
 
 
 @shell_test
+def test_start_failure_output_is_kept_when_the_shell_dies_before_the_bootstrap(
+    start_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    initialize = ContextShell._initialize
+
+    def late(self: ContextShell, **kwargs: Any) -> None:
+        time.sleep(0.3)  # the context command has failed and exited by now
+        initialize(self, **kwargs)
+
+    monkeypatch.setattr(ContextShell, "_initialize", late)
+    sh = ContextShell(make_spec(start_dir, cmd="/nonexistent/bash"), start_timeout=10)
+    with pytest.raises(ContextError, match="No such file"):
+        sh.start()
+    assert not sh.alive
+
+
+@shell_test
 def test_start_deadline(start_dir: Path) -> None:
     sh = ContextShell(make_spec(start_dir, cmd="sleep 30; bash"), start_timeout=0.5)
     began = time.monotonic()
@@ -474,24 +514,55 @@ def test_close_leaves_no_process(start_dir: Path) -> None:
     sh.close()  # idempotent
 
 
+@shell_test
+def test_killing_the_build_process_ends_its_contexts(start_dir: Path) -> None:
+    # What a terminal's hang-up did for a PTY: nothing the context runs outlives us.
+    program = (
+        "import sys\n"
+        "from kameleon_nb.core.contexts import ContextName, ContextSpec\n"
+        "from kameleon_nb.engine.shell import ContextShell\n"
+        "sh = ContextShell(ContextSpec(name=ContextName.LOCAL, cmd='bash', start_dir=sys.argv[1]))\n"
+        "sh.run('echo $$ $PPID; sleep 1000 & echo $!; sleep 1001', on_output=lambda t: print(t, flush=True))\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", program, str(start_dir)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None
+            pids = [
+                int(p) for p in child.stdout.readline().split() + child.stdout.readline().split()
+            ]
+            assert len(pids) == 3
+            assert all(_alive(p) for p in pids)
+        finally:
+            child.kill()
+    limit = time.monotonic() + 5
+    while time.monotonic() < limit and any(_alive(p) for p in pids):
+        time.sleep(0.01)
+    assert not any(_alive(p) for p in pids)
+
+
 # ------------------------------------------------------------- environment
 
 
 @shell_test
 def test_context_environment(start_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("USER", "LC_ALL"):
+    # As upstream's: Kameleon's own variables, the rest (TERM included) inherited.
+    for name in ("USER", "LC_ALL", "PAGER", "PS1"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", "/home/builder")
+    monkeypatch.setenv("TERM", "xterm-from-caller")
     with ContextShell(make_spec(start_dir)) as sh:
         _, text = out(
             sh,
-            'echo "$USER|$HOME|$LC_ALL|$DEBIAN_FRONTEND|$KAMELEON_CONTEXT_NAME|$TERM|$PAGER"; '
-            'echo "[$SYSTEMD_PAGER]"; echo "$PATH"',
+            'echo "$USER|$HOME|$LC_ALL|$DEBIAN_FRONTEND|$KAMELEON_CONTEXT_NAME|$TERM"; '
+            'echo "[${PAGER-unset}]"; echo "$PATH"; compgen -e | grep -cE "^(__knb|PS[0-4]$)"',
         )
     lines = text.splitlines()
-    assert lines[0] == "root|/home/builder|POSIX|noninteractive|local_context|dumb|cat"
-    assert lines[1] == "[]"
+    assert lines[0] == "root|/home/builder|POSIX|noninteractive|local_context|xterm-from-caller"
+    assert lines[1] == "[unset]"
     assert lines[2].startswith("/usr/bin:/usr/sbin:/bin:/sbin:")
+    assert lines[3] == "0"  # nothing of the protocol is exported
 
 
 @shell_test

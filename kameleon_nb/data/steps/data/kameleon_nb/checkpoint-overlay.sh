@@ -6,10 +6,18 @@
 #   checkpoint-overlay.sh ROOTFS STORE (mount|create ID|apply ID|list|size ID|delete ID|clear)
 #
 # STORE layout: l/N (layers, N a small number: mount options stay under 4 KiB),
-# l/N.parent (the layer below, or "base"), ids/ID (the layer N of checkpoint ID,
-# written last, so an interrupted create is never listed), base/ (empty bottom
-# layer), upper/, work/, head (the layer under upper/), next (the next N).
+# l/N.parent (the layer below, or "base"), l/N.mounts (the mounts the recipe had made
+# inside the tree when N was sealed), ids/ID (the layer N of checkpoint ID, written
+# last, so an interrupted create is never listed), base/ (empty bottom layer),
+# upper/, work/, head (the layer under upper/), next (the next N), hold/ (mounts moved
+# aside while the overlay is remounted).
 # Past MAX_DEPTH stacked layers, a checkpoint's tree is flattened into one layer.
+#
+# Mounts inside the tree (a chroot backend's /proc, /sys, /dev, /dev/pts) belong to
+# the state a checkpoint stands for: "create" moves them aside while it remounts the
+# overlay and puts them back (a tmpfs keeps its files), "apply" mounts again those of
+# the checkpoint it restores, from l/N.mounts: a bind mount from the same place
+# outside the tree, any other file system anew with the same type, source and options.
 set -euo pipefail
 rootfs=$1 store=$2 action=$3 id=${4:-}
 MAX_DEPTH=${KAMELEON_OVERLAY_MAX_DEPTH:-400}
@@ -39,8 +47,9 @@ stack() {
   lowerdir+="base"
 }
 
+# Drop the overlay, and with it (lazily) whatever is still mounted inside it.
 unmount() {
-  if mountpoint -q "$rootfs"; then umount "$rootfs" || umount -l "$rootfs"; fi
+  if mountpoint -q "$rootfs"; then umount "$rootfs" 2>/dev/null || umount -l "$rootfs"; fi
 }
 
 mount_stack() {
@@ -53,6 +62,107 @@ mount_stack() {
 }
 
 write() { echo "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }
+
+# --------------------------------------------------------- mounts inside the tree
+
+# The mount table as "ID PARENT MAJ:MIN FSROOT FSTYPE SOURCE VFS-OPTIONS OPTIONS TARGET"
+# lines (findmnt's raw output escapes blanks as \x20, so fields split on spaces).
+table() { findmnt -rn -o ID,PARENT,MAJ:MIN,FSROOT,FSTYPE,SOURCE,VFS-OPTIONS,OPTIONS,TARGET; }
+
+unescape() { printf '%b' "$1"; }
+
+# The mounts strictly inside the tree, in mount order, as records for l/N.mounts:
+#   PATH <tab> bind <tab> SOURCE-PATH <tab> VFS-OPTIONS
+#   PATH <tab> new <tab> FSTYPE <tab> SOURCE <tab> OPTIONS
+# where PATH is relative to the tree. A mount is a bind when the same file system
+# (device and directory) is also mounted outside the tree.
+record_mounts() {
+  local all mid parent dev root type source vfs opts target path
+  local omid oparent odev oroot otype osource ovfs oopts otarget found
+  all=$(table)
+  while read -r mid parent dev root type source vfs opts target; do
+    target=$(unescape "$target")
+    case $target in "$rootfs"/*) ;; *) continue ;; esac
+    path=${target#"$rootfs"/}
+    found=""
+    while read -r omid oparent odev oroot otype osource ovfs oopts otarget; do
+      [ "$odev" = "$dev" ] || continue
+      otarget=$(unescape "$otarget")
+      case $otarget in "$rootfs" | "$rootfs"/*) continue ;; esac
+      oroot=$(unescape "$oroot") root=$(unescape "$root")
+      case $root in
+        "$oroot") found=$otarget ;;
+        "${oroot%/}"/*) found=${otarget%/}/${root#"${oroot%/}"/} ;;
+        *) continue ;;
+      esac
+      break
+    done <<< "$all"
+    if [ -n "$found" ]; then
+      printf '%s\tbind\t%s\t%s\n' "$path" "$found" "$vfs"
+    else
+      printf '%s\tnew\t%s\t%s\t%s\n' "$path" "$type" "$(unescape "$source")" "$opts"
+    fi
+  done <<< "$all"
+}
+
+# Mount again the records of $1 (a file of record_mounts lines) in the tree, except
+# those under the paths of the following arguments (already there).
+remount_records() {
+  local records=$1 path kind a b c skip done_path target
+  shift
+  [ -s "$records" ] || return 0
+  while IFS=$'\t' read -r path kind a b c; do
+    skip=""
+    for done_path in "$@"; do
+      case $path in "$done_path" | "$done_path"/*) skip=1 ;; esac
+    done
+    [ -z "$skip" ] || continue
+    target=$rootfs/$path
+    mkdir -p "$target"
+    if [ "$kind" = bind ]; then
+      mount --bind "$a" "$target" \
+        || { echo "overlay checkpoint: cannot bind $a on $target again" >&2; continue; }
+      case ,$b, in *,ro,*) mount -o remount,bind,ro "$target" || true ;; esac
+    else
+      mount -t "$a" -o "$c" "$b" "$target" \
+        || echo "overlay checkpoint: cannot mount $a ($b) on $target again" >&2
+    fi
+  done < "$records"
+}
+
+# Move the tree's top-level mounts (with what is mounted in them) to $store/hold;
+# the relative paths moved go to the array "held".
+hold_mounts() {
+  local top mid parent rest target i=0
+  held=()
+  top=$(findmnt -rn -o ID -M "$rootfs" | tail -n 1)
+  [ -n "$top" ] || return 0
+  rm -rf "$store/hold" && mkdir -p "$store/hold"
+  while read -r mid parent rest; do
+    [ "$parent" = "$top" ] || continue
+    target=$(unescape "${rest##* }")
+    case $target in "$rootfs"/*) ;; *) continue ;; esac
+    mkdir -p "$store/hold/$i"
+    # a shared mount cannot move: it is mounted again from the record instead
+    if mount --move "$target" "$store/hold/$i" 2>/dev/null; then
+      held+=("${target#"$rootfs"/}")
+      echo "$i" >> "$store/hold/order"
+      i=$((i + 1))
+    fi
+  done <<< "$(table)"
+}
+
+# Put the held mounts back where they were in the (remounted) tree.
+return_mounts() {
+  local i=0 path
+  for path in "${held[@]}"; do
+    mkdir -p "$rootfs/$path"
+    mount --move "$store/hold/$i" "$rootfs/$path" \
+      || echo "overlay checkpoint: cannot move $path back into the tree" >&2
+    i=$((i + 1))
+  done
+  rm -rf "$store/hold"
+}
 
 case $action in
   mount)   # make sure the rootfs is mounted (a new build runs in a new namespace)
@@ -68,6 +178,8 @@ case $action in
     head=$(get "$store/head")
     n=$(get "$store/next")
     write "$store/next" $((n + 1))
+    record_mounts > "$store/l/$n.mounts"
+    hold_mounts
     unmount
     mv "$store/upper" "$store/l/$n"
     echo "$head" > "$store/l/$n.parent"
@@ -81,11 +193,14 @@ case $action in
       cp -a "$tmp/." "$store/l/$m/"
       umount "$tmp"; rmdir "$tmp"
       echo base > "$store/l/$m.parent"
+      cp "$store/l/$n.mounts" "$store/l/$m.mounts"
       n=$m
     fi
     write "$store/ids/$id" "$n"
     write "$store/head" "$n"
     mount_stack "$n"
+    return_mounts
+    remount_records "$store/l/$n.mounts" ${held[@]+"${held[@]}"}
     ;;
   apply)
     [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
@@ -95,6 +210,7 @@ case $action in
     rm -rf "$store/upper" && mkdir -p "$store/upper"
     write "$store/head" "$n"
     mount_stack "$n"
+    remount_records "$store/l/$n.mounts"
     ;;
   list)
     [ -d "$store/ids" ] || exit 0
@@ -116,7 +232,7 @@ case $action in
     for f in "$store"/l/*.parent "$store"/ids/*; do
       [ -e "$f" ] && [ "$(get "$f")" = "$n" ] && used=$n
     done
-    if [ "$used" != "$n" ]; then rm -rf "$store/l/$n" "$store/l/$n.parent"; fi
+    if [ "$used" != "$n" ]; then rm -rf "$store/l/$n" "$store/l/$n.parent" "$store/l/$n.mounts"; fi
     ;;
   clear)
     unmount
