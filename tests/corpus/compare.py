@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "corpus"
 COLLECTIONS = ("K", "D")
@@ -44,6 +45,20 @@ class Case:
     @property
     def name(self) -> str:
         return f"{self.collection}/{self.recipe}[{self.mode}]"
+
+    @classmethod
+    def of(cls, collection: str, record: dict[str, Any], mode: str) -> Case:
+        """One mode of a recorded answer (the JSON shape of ``tests/data/corpus/``)."""
+        answer = record["modes"][mode]
+        return cls(
+            collection=collection,
+            recipe=record["recipe"],
+            tree=Path(record["tree"]),
+            mode=mode,
+            argv=tuple(answer["argv"][1:]),
+            rc=answer["rc"],
+            stdout=answer["stdout"],
+        )
 
 
 def extract(collection: str, tree: Path) -> None:
@@ -70,16 +85,7 @@ def cases() -> Iterator[Case]:
         for golden in sorted((DATA / collection).rglob("*.json")):
             record = json.loads(golden.read_text(encoding="utf-8"))
             for mode in MODES:
-                answer = record["modes"][mode]
-                yield Case(
-                    collection=collection,
-                    recipe=record["recipe"],
-                    tree=Path(record["tree"]),
-                    mode=mode,
-                    argv=tuple(answer["argv"][1:]),
-                    rc=answer["rc"],
-                    stdout=answer["stdout"],
-                )
+                yield Case.of(collection, record, mode)
 
 
 def run(case: Case) -> tuple[int, str]:

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +21,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import compare
+from tests.corpus import compare
 
 FUZZ = Path(__file__).resolve().parent.parent / "data" / "fuzz"
 
@@ -88,16 +85,7 @@ def test_deliberate_names_exist() -> None:
 @pytest.mark.parametrize(("case_dir", "mode"), list(_params()))
 def test_fuzz_case(case_dir: Path, mode: str) -> None:
     record = json.loads((case_dir / "expected.json").read_text(encoding="utf-8"))
-    answer = record["modes"][mode]
-    case = compare.Case(
-        collection="fuzz",
-        recipe=record["recipe"],
-        tree=Path(record["tree"]),
-        mode=mode,
-        argv=tuple(answer["argv"][1:]),
-        rc=answer["rc"],
-        stdout=answer["stdout"],
-    )
+    case = compare.Case.of("fuzz", record, mode)
     _install(case_dir, case.tree)
     code, stdout = compare.run(case)
     if case_dir.name in DELIBERATE and case.rc == 154:
