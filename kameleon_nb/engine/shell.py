@@ -341,6 +341,15 @@ class _Marker(NamedTuple):
     status: int | None
 
 
+# An interactive bash with no terminal reports, each time a foreground pipeline ends on a
+# signal (``yes | head`` ends ``yes`` with SIGPIPE), that it could not reset the terminal
+# it does not have. That line is the shell's, never the command's: it is dropped.
+_TTY_NOISE_RE: Final = re.compile(
+    r"^[^\n:]*: \[\d+: \d+ \(\d+\)\] tcsetattr: Inappropriate ioctl for device(?:\n|\Z)",
+    re.M,
+)
+
+
 class _Scanner:
     """Turn the shell's output into command output text and protocol markers.
 
@@ -353,6 +362,7 @@ class _Scanner:
         self._marker_re = re.compile(re.escape(self._lead) + r"(\d+)_(\d+|S)__\n")
         self._partial_re = re.compile(r"(?:\d*|\d+_(?:\d*|S)_{0,2})\Z")
         self._buf = ""
+        self._eat_newline = False  # a complaint ended a chunk: its newline comes next
 
     def feed(self, chunk: str) -> list[str | _Marker]:
         """Add a chunk; return the output text and markers it completes, in order."""
@@ -382,7 +392,20 @@ class _Scanner:
         if hold > start:
             items.append(buf[start:hold])
         self._buf = buf[hold:]
-        return items
+        return [self._quiet(i) if isinstance(i, str) else i for i in items]
+
+    def _quiet(self, text: str) -> str:
+        """The text without the shell's own tty complaints (see ``_TTY_NOISE_RE``)."""
+        if self._eat_newline and text.startswith("\n"):
+            text = text[1:]
+        self._eat_newline = False
+        if "tcsetattr" not in text:
+            return text
+        matches = list(_TTY_NOISE_RE.finditer(text))
+        last = matches[-1] if matches else None
+        # a complaint cut at the end of this text: its newline starts the next one
+        self._eat_newline = last is not None and last.end() == len(text) and text[-1] != "\n"
+        return _TTY_NOISE_RE.sub("", text)
 
     def drain(self) -> str:
         """Return and forget the text held back (when no marker can follow any more)."""

@@ -225,6 +225,14 @@ def test_stdout_and_stderr_are_pipes_not_a_terminal(shell: ContextShell) -> None
 
 
 @shell_test
+def test_a_pipeline_ended_by_a_signal_prints_only_its_own_output(shell: ContextShell) -> None:
+    # with no terminal, bash would add a line of its own (tcsetattr) after each of these
+    assert out(shell, "yes | head -n 3", timeout=20) == (141, "y\ny\ny\n")  # pipefail: 141
+    script = "bash -c 'kill -TERM $$'; echo \"rc=$?\"; yes | head -c 3 | wc -c; echo done"
+    assert out(shell, script, timeout=20) == (0, "rc=143\n3\ndone\n")
+
+
+@shell_test
 def test_no_controlling_terminal_dev_tty_fails_at_once(shell: ContextShell) -> None:
     began = time.monotonic()
     status, text = out(
