@@ -17,6 +17,7 @@ import yaml
 
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import ResolvedRecipe, StepId
+from kameleon_nb.errors import BuildError
 
 __all__ = [
     "BUILD_RECIPE",
@@ -142,12 +143,23 @@ def write_build_recipe(recipe: ResolvedRecipe) -> str:
 
 
 def _write_atomically(path: str, text: str) -> None:
+    """Write a state file whole or not at all (it is private: 0600, as mkstemp makes it)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException as err:  # a full disk, an interrupt: no half-written file stays
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(err, OSError):
+            raise BuildError(
+                f"cannot write {path}: {err.strerror or err}; free some space (or fix the "
+                "permissions) and run the build again"
+            ) from err
+        raise
 
 
 @dataclass(frozen=True, slots=True)

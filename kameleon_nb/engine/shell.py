@@ -1039,6 +1039,10 @@ class ContextShell:
             f'__knb_dump="$__knb_wd"/{q(self._scripts_dir_name)}/{q(self._name)}/bash_env',
             '[[ -d ${__knb_dump%/*} ]] || mkdir -p -- "${__knb_dump%/*}" '
             '|| __knb_err="cannot create the script directory ${__knb_dump%/*}"',
+            # what commands export (passwords included) is for this user's eyes only
+            'builtin command chmod 700 -- "${__knb_dump%/*}" 2>/dev/null',
+            '(builtin umask 077; for __knb_f in "$__knb_dump"{,.arrays,.init,.init.arrays}; do '
+            ': >> "$__knb_f"; command chmod 600 -- "$__knb_f"; done) 2>/dev/null',
             "if [[ -n $__knb_null ]]; then __knb_in=$__knb_null",
             "else __knb_null=${__knb_dump%/*}/null __knb_in=${__knb_dump%/*}/empty",
             '     : >| "$__knb_in"',

@@ -35,10 +35,25 @@ def _global_pairs(values: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     for value in values:
         if ":" in value:
             key, _, val = value.partition(":")
+            if not key:
+                raise UsageError(
+                    f"ERROR: -g {value!r}: a global variable needs a name (-g name:value)"
+                )
             pairs[key] = val
         else:
             rest.append(value)
     return pairs, rest
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +131,7 @@ def _build_parser() -> _Parser:
     )
     build.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=None,
         metavar="SECONDS",
         help="interrupt any single command that runs longer than this",

@@ -138,6 +138,17 @@ def test_needs_subshell_true_for_calls_to_context_functions() -> None:
 
 
 @shell_test
+def test_saved_variables_are_private(shell: ContextShell, start_dir: Path) -> None:
+    assert out(shell, "export SECRET=hunter2")[0] == 0
+    saved = [p for p in (start_dir / "kameleon_scripts").rglob("bash_env*") if p.is_file()]
+    assert saved, "no saved variables"
+    assert any("hunter2" in p.read_text() for p in saved)
+    for path in saved:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+        assert path.parent.stat().st_mode & 0o777 == 0o700, path.parent
+
+
+@shell_test
 def test_variables_persist_between_commands(shell: ContextShell) -> None:
     assert shell.run("a=1; export b='two words'; c=$'x\\ny'; arr=(p 'q r')").exit_status == 0
     status, text = out(shell, 'echo "$a|$b|$c|${arr[1]}"; bash -c \'echo "child:$a"\'')

@@ -128,3 +128,22 @@ def test_a_context_with_an_empty_cmd_loads_as_upstream(kameleon, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     status, out = kameleon("build", "-d", "r.yaml")
     assert status == 0, out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--timeout", "0"], "'0' is not a positive number of seconds"),
+        (["--timeout", "-5"], "'-5' is not a positive number of seconds"),
+        (["--timeout", "nan"], "'nan' is not a positive number of seconds"),
+        (["-g", ":"], "a global variable needs a name"),
+        (["-g", ":x"], "a global variable needs a name"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(kameleon, tmp_path, monkeypatch, argv, says):
+    (tmp_path / "r.yaml").write_text("setup: []\n")
+    monkeypatch.chdir(tmp_path)
+    status, out = kameleon("build", "-d", *argv, "r.yaml")
+    assert status == 15, out
+    (error,) = [line for line in out.splitlines() if line.startswith("Error: ")]
+    assert says in error
