@@ -20,7 +20,7 @@ import uuid as uuid_module
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from kameleon_nb.core import command_texts, psych
+from kameleon_nb.core import command_texts, messages, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
 from kameleon_nb.core.loader import (
     LoadedRecipe,
@@ -460,6 +460,10 @@ class _Resolver:
             text = self.data_dir(text, source, lookup, strict=strict)
         return substitute(text, lookup, source=source, on_unbraced=self.unbraced, strict=strict)
 
+    def resolving(self, source: str, lookup: Callable[[str], str | None]) -> Callable[[str], str]:
+        """:meth:`resolve_text` for the texts of one file, with one lookup."""
+        return lambda text: self.resolve_text(text, source, lookup)
+
     def data_dir(
         self, text: str, source: str, lookup: Callable[[str], str | None], *, strict: bool
     ) -> str:
@@ -622,7 +626,7 @@ def _resolve(resolver: _Resolver) -> ResolvedRecipe:
         _apply_edits(sections[section], section, loaded)
     if options.require_checkpoint and checkpoint_data is None:
         raise BuildError(
-            "Checkpoint is unavailable for this recipe (it has no 'checkpoint:' mechanism; "
+            f"{messages.CHECKPOINT_UNAVAILABLE} (it has no 'checkpoint:' mechanism; "
             "add one, e.g. 'checkpoint: overlay.yaml', or build without -c)"
         )
     # upstream's resolve (strict)
@@ -647,13 +651,9 @@ def _resolve(resolver: _Resolver) -> ResolvedRecipe:
     }
     for section, macrosteps in sections.items():
         for macrostep, microsteps in zip(macrosteps, expanded[section], strict=True):
-            lookup = _step_lookup(resolver, macrostep)
+            resolve = resolver.resolving(macrostep.path, _step_lookup(resolver, macrostep))
             for micro in microsteps:
-                source = macrostep.path
-                micro.texts = [
-                    t.map(functools.partial(_resolve_in, resolver, source, lookup))
-                    for t in micro.texts
-                ]
+                micro.texts = [t.map(resolve) for t in micro.texts]
     built = _build_sections(resolver, sections, expanded)
     resolved_sections = _number_and_hash(built)
     return ResolvedRecipe(
@@ -675,12 +675,6 @@ def _resolve(resolver: _Resolver) -> ResolvedRecipe:
         cli_globals=dict(options.cli_globals),
         warnings=tuple(resolver.warnings),
     )
-
-
-def _resolve_in(
-    resolver: _Resolver, source: str, lookup: Callable[[str], str | None], text: str
-) -> str:
-    return resolver.resolve_text(text, source, lookup)
 
 
 def _read_checkpoint(resolver: _Resolver) -> tuple[str, dict[object, object]] | None:
@@ -728,7 +722,7 @@ def _resolve_checkpoint(
             for item in _as_command_list(data[hook], hook, source)
             for texts in resolver.expand(item, source, "checkpoint")
         ]
-        resolve = functools.partial(_resolve_in, resolver, source, lookup)
+        resolve = resolver.resolving(source, lookup)
         hooks[hook] = tuple(_hook_command(texts.map(resolve), source) for texts in expanded)
     return hooks
 

@@ -237,11 +237,6 @@ class CheckpointRecords:
             files=files,
         )
 
-    def load(self, step_id: StepId) -> dict[ContextName, str]:
-        """The recorded variables of ``step_id`` (none if it has no record)."""
-        record = self.get(step_id)
-        return record.variables if record is not None else {}
-
     def remove(self, step_id: StepId) -> None:
         """Forget the record of one checkpoint."""
         with contextlib.suppress(FileNotFoundError):

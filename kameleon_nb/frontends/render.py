@@ -79,7 +79,7 @@ def _thor_say(messages: Sequence[str]) -> list[str]:
     out: list[str] = []
     for message in messages:
         out.append(message)
-        if not message.endswith(("\n", " ", "\t", " \n", "\t\n")):
+        if not message.endswith(("\n", " ", "\t")):
             out.append("\n")
     text = "".join(out)
     return text.removesuffix("\n").split("\n")
