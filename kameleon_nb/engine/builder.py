@@ -40,7 +40,9 @@ from kameleon_nb.engine.events import (
     MicrostepFinished,
     MicrostepStarted,
 )
+from kameleon_nb.engine.lock import BuildDirLock
 from kameleon_nb.engine.namespace import BuildNamespace, PublishError
+from kameleon_nb.engine.paths import check_recipe_paths
 from kameleon_nb.errors import AbortError, BuildError, KameleonError
 
 __all__ = ["BuildResult", "Builder", "abort_on_failure"]
@@ -94,15 +96,22 @@ class Builder:
     ) -> None:
         self.recipe = recipe
         self._emit = on_event
-        self.contexts = Contexts(recipe.contexts, shells or _default_shell_factory(), on_event)
-        self.namespace = BuildNamespace()
-        if isolate_mounts and shells is None:
-            self.namespace.start()
-            self.contexts.set_launcher(self.namespace.launcher())
-        self.records = CheckpointRecords(recipe.kameleon_cwd)
-        self.runner = CommandRunner(
-            self.contexts, on_event, on_failure, timeout=timeout, open_shell=open_shell
-        )
+        check_recipe_paths(recipe)
+        self.lock = BuildDirLock(recipe.kameleon_cwd)
+        self.lock.acquire()
+        try:
+            self.contexts = Contexts(recipe.contexts, shells or _default_shell_factory(), on_event)
+            self.namespace = BuildNamespace()
+            if isolate_mounts and shells is None:
+                self.namespace.start()
+                self.contexts.set_launcher(self.namespace.launcher())
+            self.records = CheckpointRecords(recipe.kameleon_cwd)
+            self.runner = CommandRunner(
+                self.contexts, on_event, on_failure, timeout=timeout, open_shell=open_shell
+            )
+        except BaseException:
+            self.lock.release()
+            raise
         self._checkpoints = checkpoints
         self._own_checkpoints = checkpoints is None
         self._existing: frozenset[StepId] | None = None
@@ -120,9 +129,12 @@ class Builder:
         self.close()
 
     def close(self) -> None:
-        """Close every context shell and end the build's mount namespace."""
-        self.contexts.close()
-        self.namespace.close()
+        """Close every context shell, end the build's mount namespace, release the lock."""
+        try:
+            self.contexts.close()
+            self.namespace.close()
+        finally:
+            self.lock.release()
 
     def update_recipe(self, recipe: ResolvedRecipe) -> None:
         """Carry on with a re-resolved recipe (a notebook cell changed a microstep).
@@ -134,6 +146,10 @@ class Builder:
             self._checkpoints = None
             self._existing = None
         if recipe.kameleon_cwd != self.recipe.kameleon_cwd:
+            lock = BuildDirLock(recipe.kameleon_cwd)
+            lock.acquire()
+            self.lock.release()
+            self.lock = lock
             self.records = CheckpointRecords(recipe.kameleon_cwd)
             self._existing = None
         self.contexts.update_specs(recipe.contexts)
@@ -154,7 +170,11 @@ class Builder:
         if self._checkpoints is None:
             if not self.recipe.checkpoint:
                 raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
-            self._checkpoints = RecipeHooksBackend(self.recipe.checkpoint, self.runner)
+            self._checkpoints = RecipeHooksBackend(
+                self.recipe.checkpoint,
+                self.runner,
+                warn=lambda text: self._emit(Message(f"Warning: {text}", Level.WARNING)),
+            )
         return self._checkpoints
 
     # ------------------------------------------------------------------ queries

@@ -217,5 +217,5 @@ def run_build(recipe: ResolvedRecipe, options: BuildOptions, args: argparse.Name
 
 
 def _quiet(event: BuildEvent) -> None:
-    if isinstance(event, Message) and event.level is Level.ERROR:
+    if isinstance(event, Message) and event.level in (Level.ERROR, Level.WARNING):
         print(event.text)

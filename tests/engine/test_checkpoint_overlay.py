@@ -118,3 +118,48 @@ def test_the_rootfs_is_copied_to_the_host_when_a_build_ends(tmp_path):
     finally:
         h.close()
     assert (h.rootfs / "etc" / "issue").read_text() == "new\n"  # after the build too
+
+
+def _layers(h: Harness) -> list[str]:
+    store = h.rootfs.parent / "checkpoints" / "overlay" / "l"
+    return sorted(p.name for p in store.iterdir() if p.is_dir())
+
+
+def _store_bytes(h: Harness) -> int:
+    return int(h.sh(f"du -s -B1 {h.rootfs.parent}/checkpoints/overlay/l | cut -f1"))
+
+
+def test_rebuilds_leave_no_orphan_layer(tmp_path):
+    """Creating an id again (a rebuild after -F or a restore) drops the layer it replaces."""
+    h = Harness(tmp_path, "overlay")
+    ids = [StepId(f"cccccccccc{i:02d}") for i in range(4)]
+    try:
+        h.ids()
+        for index, step_id in enumerate(ids):
+            h.sh(f"head -c 1000000 /dev/urandom > {h.rootfs}/blob{index}")
+            h.builder.checkpoints.create(step_id)
+        live_bytes = _store_bytes(h)
+        assert len(_layers(h)) == len(ids)
+        for _ in range(10):
+            h.builder.checkpoints.restore(ids[0])  # -F the first one, then build again
+            for index, step_id in enumerate(ids[1:], 1):
+                h.sh(f"head -c 1000000 /dev/urandom > {h.rootfs}/blob{index}")
+                h.builder.checkpoints.create(step_id)
+            assert len(_layers(h)) == len(ids)
+        assert h.ids() == set(ids)
+        assert _store_bytes(h) <= live_bytes * 1.1
+        # a create killed after it sealed its layer, before it listed it: gone at the next list
+        store = h.rootfs.parent / "checkpoints" / "overlay"
+        (store / "l" / "999").mkdir()
+        (store / "l" / "999.parent").write_text("1\n")
+        assert h.ids() == set(ids)
+        assert len(_layers(h)) == len(ids)
+        # delete: the layer goes once no checkpoint stacks on it
+        h.builder.checkpoints.delete(ids[1])
+        assert len(_layers(h)) == len(ids)  # ids[2] and ids[3] stack on it
+        h.builder.checkpoints.delete(ids[3])
+        h.builder.checkpoints.delete(ids[2])
+        h.builder.checkpoints.restore(ids[0])
+        assert _layers(h) == [h.sh(f"cat {store}/ids/{ids[0]}").strip()]
+    finally:
+        h.close()

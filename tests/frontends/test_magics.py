@@ -208,14 +208,22 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
     assert summary.startswith("Build of 'appliance' done: 3 run, 1 from checkpoint"), summary
     assert (rootfs(tmp_path) / "etc" / "motd").read_text() == "three\n"
 
-    # the notebook's build dir is the CLI's: the CLI sees the same checkpoints
-    listing = subprocess.run(
-        [sys.executable, "-m", "kameleon_nb", "build", "-l", recipe.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # the notebook's build dir is the CLI's: while the session has shells it owns it
+    def cli_list() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kameleon_nb", "build", "-l", recipe.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    busy = cli_list()
+    assert busy.returncode == 7
+    assert f"is in use by pid {os.getpid()} (" in busy.stdout + busy.stderr
+    ok(ipython, "%kameleon close")
+    # then the CLI sees the same checkpoints
+    listing = cli_list()
     assert listing.returncode == 0, listing.stderr
     # the file still has the old motd: only the unchanged first step is valid for it
     assert "bootstrap/make_rootfs/mkdir" in listing.stdout

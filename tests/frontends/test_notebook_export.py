@@ -202,7 +202,7 @@ def test_new_microsteps_and_macrosteps(hello, tmp_path):
         (out / "hello.yaml")
         .read_text()
         .endswith(
-            "      - exec_out: tar -C $APPLIANCE -cf $${kameleon_cwd}/hello.tar . && echo "
+            '      - exec_out: tar -C "$APPLIANCE" -cf ../hello.tar . && echo '
             '"exported hello.tar"\n  - publish\n'
         )
     )

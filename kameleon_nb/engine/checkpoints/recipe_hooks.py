@@ -2,12 +2,19 @@
 
 ``enabled?``, ``create``, ``apply``, ``list`` and ``clear`` are ordinary commands
 (any context, aliases already expanded), with ``@microstep_id`` replaced by the id.
+
+A checkpoint id is 12 lowercase hex digits (see :mod:`kameleon_nb.core.stepid`). The
+``list`` hook's output is whatever the mechanism's store holds (file or directory
+names), so a line that is not such an id is dropped with a warning where it enters,
+and no other text ever replaces ``@microstep_id`` in a command: a crafted name in the
+store cannot run code when the table is shown, restored or deleted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 
 from kameleon_nb.core.model import Command, StepId
 from kameleon_nb.engine.commands import CommandFailedError, CommandRunner
@@ -17,9 +24,26 @@ __all__ = ["RecipeHooksBackend", "with_step_id"]
 
 log = logging.getLogger(__name__)
 
+_STEP_ID_RE = re.compile(r"[0-9a-f]{12}")
+
+
+def _checked(step_id: str) -> str:
+    if not _STEP_ID_RE.fullmatch(step_id):
+        raise BuildError(
+            f"Refusing checkpoint id {step_id!r}: a checkpoint id is 12 hex digits (0-9, a-f)"
+        )
+    return step_id
+
 
 def with_step_id(command: Command, step_id: str) -> Command:
-    """The command with every ``@microstep_id`` replaced by ``step_id``."""
+    """The command with every ``@microstep_id`` replaced by ``step_id``.
+
+    Raises:
+        BuildError: ``step_id`` is neither a checkpoint id (12 hex digits) nor empty
+            (the hooks that take no id).
+    """
+    if step_id:
+        _checked(step_id)
     value: str | tuple[Command, ...] | None
     if isinstance(command.value, tuple):
         value = tuple(with_step_id(child, step_id) for child in command.value)
@@ -33,9 +57,15 @@ def with_step_id(command: Command, step_id: str) -> Command:
 class RecipeHooksBackend:
     """Runs a recipe's checkpoint hooks through the build's command runner."""
 
-    def __init__(self, hooks: Mapping[str, tuple[Command, ...]], runner: CommandRunner) -> None:
+    def __init__(
+        self,
+        hooks: Mapping[str, tuple[Command, ...]],
+        runner: CommandRunner,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self._hooks = hooks
         self._runner = runner
+        self._warn = warn or log.warning
 
     def _run(
         self, hook: str, step_id: str = "", *, interactive: bool = True, shown: bool = True
@@ -70,7 +100,16 @@ class RecipeHooksBackend:
         except CommandFailedError as err:
             log.info("checkpoint list failed, assuming none: %s", err)
             return frozenset()
-        return frozenset(StepId(line.strip()) for line in text.splitlines() if line.strip())
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        found = frozenset(StepId(line) for line in lines if _STEP_ID_RE.fullmatch(line))
+        others = [line for line in lines if not _STEP_ID_RE.fullmatch(line)]
+        if others:
+            self._warn(
+                f"Ignoring {len(others)} line(s) of the checkpoint 'list' output that are not "
+                f"checkpoint ids (12 hex digits), e.g. {others[0][:80]!r}: check the mechanism's "
+                "store"
+            )
+        return found
 
     def create(self, step_id: StepId) -> None:
         """Run ``create`` for ``step_id`` (its output is not shown, as upstream)."""

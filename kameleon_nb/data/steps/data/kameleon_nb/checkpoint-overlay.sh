@@ -63,6 +63,30 @@ mount_stack() {
 
 write() { echo "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }
 
+# Remove the layers that no checkpoint needs: a layer stays while an id (or the head,
+# the layer the mounted tree stands on) points at it or at a layer stacked on it.
+# Creating an id again (a rebuild after -F, or after a restore) leaves the old layer
+# to this; so does a create killed half-way. Builtins only, as in stack().
+collect() {
+  local -A live=()
+  local f layer name
+  for f in "$store"/ids/* "$store/head"; do
+    [ -f "$f" ] || continue
+    case $f in *.tmp) continue ;; esac
+    IFS= read -r layer < "$f" || continue
+    while [ -n "$layer" ] && [ "$layer" != base ] && [ -z "${live[$layer]-}" ]; do
+      live[$layer]=1
+      [ -f "$store/l/$layer.parent" ] || break
+      IFS= read -r layer < "$store/l/$layer.parent" || break
+    done
+  done
+  for f in "$store"/l/*; do
+    [ -e "$f" ] || continue
+    name=${f##*/}
+    [ -n "${live[${name%%.*}]-}" ] || rm -rf -- "$f"
+  done
+}
+
 # --------------------------------------------------------- mounts inside the tree
 
 # The mount table as "ID PARENT MAJ:MIN FSROOT FSTYPE SOURCE VFS-OPTIONS OPTIONS TARGET"
@@ -168,6 +192,7 @@ case $action in
   mount)   # make sure the rootfs is mounted (a new build runs in a new namespace)
     init_store
     mountpoint -q "$rootfs" || mount_stack "$(get "$store/head")"
+    collect   # what a create killed half-way left
     ;;
   enabled)
     mountpoint -q "$rootfs"
@@ -201,6 +226,7 @@ case $action in
     mount_stack "$n"
     return_mounts
     remount_records "$store/l/$n.mounts" ${held[@]+"${held[@]}"}
+    collect
     ;;
   apply)
     [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
@@ -211,6 +237,7 @@ case $action in
     write "$store/head" "$n"
     mount_stack "$n"
     remount_records "$store/l/$n.mounts"
+    collect
     ;;
   list)
     [ -d "$store/ids" ] || exit 0
@@ -226,13 +253,8 @@ case $action in
     ;;
   delete)   # forget ID; its layer goes too unless other layers stack on it
     [ -f "$store/ids/$id" ] || exit 0
-    n=$(get "$store/ids/$id")
     rm -f "$store/ids/$id"
-    used=$(get "$store/head")
-    for f in "$store"/l/*.parent "$store"/ids/*; do
-      [ -e "$f" ] && [ "$(get "$f")" = "$n" ] && used=$n
-    done
-    if [ "$used" != "$n" ]; then rm -rf "$store/l/$n" "$store/l/$n.parent" "$store/l/$n.mounts"; fi
+    collect
     ;;
   clear)
     unmount
