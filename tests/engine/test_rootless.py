@@ -181,6 +181,24 @@ def test_build_then_rebuild_from_the_last_valid_checkpoint(rootless: Rootless) -
     assert {line.split()[1] for line in listing.splitlines()} == {"0/0"}
 
 
+def test_a_hostile_build_path_touches_nothing_outside_it(rootless: Rootless) -> None:
+    """Issue 12: a build path with blanks, quotes, $ and backquotes, as a user."""
+    hostile = "victim it's $HOME `touch PWNED` é"
+    status, output = rootless.run(
+        "bash", "-c", "mkdir victim && echo mine > victim/keep", cwd=rootless.example
+    )
+    assert status == 0, output
+    build_path = str(rootless.example / hostile / "build")
+    for args in (["-c"], ["-c"], ["--clean"]):
+        status, output = rootless.kameleon(
+            "build", "--script", *args, "--build-path", build_path, RECIPE
+        )
+        assert status == 0, output
+    assert (rootless.example / "victim" / "keep").read_text() == "mine\n"
+    assert [p.name for p in (rootless.example / "victim").iterdir()] == ["keep"]
+    assert not list(rootless.work.rglob("PWNED"))
+
+
 def test_in_context_sees_the_rootfs_not_the_host(rootless: Rootless) -> None:
     """proot -0 inside the rootfs: fake root, the rootfs's files, the host's /proc and /dev.
 
