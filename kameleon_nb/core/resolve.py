@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 
 from kameleon_nb.core import command_texts, messages, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
+from kameleon_nb.core.limits import Budget
 from kameleon_nb.core.loader import (
     LoadedRecipe,
     SectionItem,
     StepsDirs,
     parse_yaml,
+    read_bytes,
     read_yaml,
 )
 from kameleon_nb.core.model import (
@@ -42,7 +44,13 @@ from kameleon_nb.core.model import (
 )
 from kameleon_nb.core.stepid import chain_step_ids, unique_slugs
 from kameleon_nb.core.variables import lookup_in, overload, ruby_inspect, ruby_str, substitute
-from kameleon_nb.errors import BuildError, KameleonError, RecipeError, YamlError
+from kameleon_nb.errors import (
+    BuildError,
+    ExpansionLimitError,
+    KameleonError,
+    RecipeError,
+    YamlError,
+)
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
@@ -238,8 +246,7 @@ def render_env(texts: Iterable[str], context: ContextName) -> str:
 
 
 def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        return stream.read()
+    return read_bytes(path).decode("utf-8", errors="replace")
 
 
 def _context_spec(
@@ -303,6 +310,7 @@ class _Resolver:
         self.globals: dict[str, object] = {}
         self.aliases: dict[str, list[object]] = {}
         self.aliases_have_dashes = False
+        self.budget = Budget()  # what aliases and variables expanded so far
 
     # warnings ------------------------------------------------------------------
     def unbraced(self, name: str) -> None:
@@ -445,7 +453,11 @@ class _Resolver:
         def texts(keep: bool) -> list[str]:
             text = keep_text if keep else command_texts.initial_text(item, keep=False)
             try:
-                return command_texts.expand_aliases(text, self.aliases, keep=keep, source=source)
+                return command_texts.expand_aliases(
+                    text, self.aliases, keep=keep, source=source, budget=self.budget
+                )
+            except ExpansionLimitError:
+                raise  # it names its file already
             except RecipeError as err:
                 raise RecipeError(f"{err} (in {source})") from err
 
@@ -458,7 +470,14 @@ class _Resolver:
         """Data-dir references, then variables, in one text (upstream's resolve_vars)."""
         if "kameleon_data_dir" in text:
             text = self.data_dir(text, source, lookup, strict=strict)
-        return substitute(text, lookup, source=source, on_unbraced=self.unbraced, strict=strict)
+        return substitute(
+            text,
+            lookup,
+            source=source,
+            on_unbraced=self.unbraced,
+            strict=strict,
+            budget=self.budget,
+        )
 
     def resolving(self, source: str, lookup: Callable[[str], str | None]) -> Callable[[str], str]:
         """:meth:`resolve_text` for the texts of one file, with one lookup."""
@@ -472,7 +491,12 @@ class _Resolver:
         replacements: list[tuple[str, str]] = []
         for match in _DATA_DIR_RE.finditer(text):
             tail = substitute(
-                match.group(1), lookup, source=source, on_unbraced=self.unbraced, strict=strict
+                match.group(1),
+                lookup,
+                source=source,
+                on_unbraced=self.unbraced,
+                strict=strict,
+                budget=self.budget,
             )
             tail = tail.removesuffix('"')
             found = self.steps_dirs.find_data(tail)
@@ -757,7 +781,9 @@ def _expand_microstep(
 
 def _expand_again(resolver: _Resolver, texts: _Texts, source: str, keep: bool) -> list[str]:
     text = texts.run if keep else texts.hashed
-    return command_texts.expand_aliases(text, resolver.aliases, keep=keep, source=source)
+    return command_texts.expand_aliases(
+        text, resolver.aliases, keep=keep, source=source, budget=resolver.budget
+    )
 
 
 def _hook_command(texts: _Texts, source: str) -> Command:
@@ -958,7 +984,11 @@ def _hook_commands(
             keep: bool, upstream: str = hashed_child, kept: str = run_child
         ) -> list[str]:
             return command_texts.expand_aliases(
-                kept if keep else upstream, aliases, keep=keep, source=source
+                kept if keep else upstream,
+                aliases,
+                keep=keep,
+                source=source,
+                budget=resolver.budget,
             )
 
         for pair in _both_tracks(expansions, run_child != hashed_child):
