@@ -119,8 +119,10 @@ class MissingFileError(KameleonError):
 
 
 class UnreadableFileError(MissingFileError):
-    """A recipe file exists but cannot be one: not a regular file, too large, or a path
-    that is not UTF-8 (16, as a missing file)."""
+    """A recipe file exists but cannot be one (16, as a missing file).
+
+    It is not a regular file, it is too large, or its path is not UTF-8.
+    """
 
 
 class YamlError(KameleonError):

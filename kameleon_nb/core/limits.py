@@ -27,6 +27,7 @@ __all__ = [
     "MAX_YAML_NODES",
     "Budget",
     "check_yaml_nodes",
+    "is_utf8",
     "shown_path",
     "utf8_path",
 ]
@@ -167,15 +168,23 @@ def shown_path(text: str) -> str:
     return _SURROGATE_RE.sub(lambda m: f"\\x{ord(m.group(0)) - 0xDC00:02x}", text)
 
 
-def utf8_path(path: str, what: str = "the path") -> None:
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` (a path, an argument) came from bytes that are valid UTF-8."""
+    return _SURROGATE_RE.search(text) is None
+
+
+def utf8_path(
+    path: str,
+    what: str = "the path",
+    remedy: str = "rename it, or run kameleon from a directory whose path is UTF-8",
+) -> None:
     """Refuse a path whose bytes are not UTF-8 (recipes are UTF-8 text through and through).
 
     Raises:
         UnreadableFileError: naming the path, its bad bytes escaped, and what to do.
     """
-    if _SURROGATE_RE.search(path) is None:
+    if is_utf8(path):
         return
     raise UnreadableFileError(
-        f"{shown_path(path)}: {what} is not valid UTF-8 (the bytes shown as \\xNN); "
-        "rename it, or run kameleon from a directory whose path is UTF-8"
+        f"{shown_path(path)}: {what} is not valid UTF-8 (the bytes shown as \\xNN); {remedy}"
     )

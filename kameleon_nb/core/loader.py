@@ -451,6 +451,7 @@ def load_recipe(
         if parent in loaded.chain:
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
             raise RecipeError(f"Cyclic 'extend' in {current}: {cycle}; remove one of the links")
+        utf8_path(parent, f"the parent recipe (extended by {current})")
         if not os.path.exists(parent):
             raise MissingFileError(
                 f"No such file or directory @ rb_sysopen - {shown} (extended by {current})"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from kameleon_nb.core import command_texts, messages, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
-from kameleon_nb.core.limits import Budget
+from kameleon_nb.core.limits import Budget, utf8_path
 from kameleon_nb.core.loader import (
     LoadedRecipe,
     SectionItem,
@@ -327,6 +327,12 @@ class _Resolver:
         loaded, options = self.loaded, self.options
         build_path = options.build_path or os.path.join(os.getcwd(), "build")
         kameleon_cwd = os.path.join(build_path, loaded.name)
+        utf8_path(  # it goes into commands, their ids and the shells
+            kameleon_cwd,
+            "the build directory",
+            "pass -b/--build-path with a UTF-8 path, or run kameleon from a directory "
+            "whose path is UTF-8",
+        )
         values = builtin_globals(loaded.name, os.path.dirname(loaded.abspath), kameleon_cwd)
         values.update(loaded.global_vars)
         _complete_contexts(values, loaded.abspath)
