@@ -659,7 +659,14 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
     """
     resolver = _Resolver(loaded, options, cwd)
     try:
-        return _resolve(resolver)
+        try:
+            return _resolve(resolver)
+        except RecursionError as err:  # a value nested hundreds of levels deep
+            raise ExpansionLimitError(
+                f"{loaded.abspath}: a value or a command is nested too deeply (hundreds of "
+                "levels of lists or mappings); kameleon_nb stops there, and real recipes "
+                "nest a few levels"
+            ) from err
     except KameleonError as err:
         err.warnings = tuple(resolver.warnings)
         raise

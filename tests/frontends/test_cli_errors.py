@@ -235,6 +235,10 @@ def _one_error_line(out: str) -> str:
             "variables expand to a text of more than 2 MiB",
         ),
         ("global:\n  a: &a [1, *a]\n" + _STEP + "      - exec_local: echo $${a}\n", "recursive"),
+        (
+            "global:\n  a: " + "[" * 900 + "]" * 900 + "\n" + _STEP + "      - exec_local: $${a}\n",
+            "nested too deeply",
+        ),
     ],
     ids=[
         "alias-bomb",
@@ -243,6 +247,7 @@ def _one_error_line(out: str) -> str:
         "billion-laughs",
         "huge-text",
         "recursive-anchor",
+        "deep-nesting",
     ],
 )
 def test_expansion_bombs_stop_at_once(tmp_path: Path, recipe: str, says: str) -> None:
