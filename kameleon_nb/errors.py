@@ -14,6 +14,7 @@ __all__ = [
     "ContextClosedError",
     "ContextError",
     "ExecError",
+    "ExpansionLimitError",
     "ExportError",
     "InternalError",
     "KameleonError",
@@ -21,6 +22,7 @@ __all__ = [
     "NotebookError",
     "RecipeError",
     "ShellError",
+    "UnreadableFileError",
     "UsageError",
     "YamlError",
 ]
@@ -72,6 +74,10 @@ class RecipeError(KameleonError):
     exit_code = 6
 
 
+class ExpansionLimitError(RecipeError):
+    """Aliases, variables or YAML anchors expand beyond kameleon_nb's budgets (6)."""
+
+
 class BuildError(KameleonError):
     """The build cannot go on: unknown checkpoint, checkpoint unavailable, bad option."""
 
@@ -110,6 +116,13 @@ class MissingFileError(KameleonError):
     """A file the recipe needs does not exist (ENOENT, 16)."""
 
     exit_code = 16
+
+
+class UnreadableFileError(MissingFileError):
+    """A recipe file exists but cannot be one (16, as a missing file).
+
+    It is not a regular file, it is too large, or its path is not UTF-8.
+    """
 
 
 class YamlError(KameleonError):

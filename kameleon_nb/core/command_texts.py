@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from kameleon_nb.core import psych
+from kameleon_nb.core.limits import Budget
 from kameleon_nb.core.variables import ruby_str
 from kameleon_nb.errors import RecipeError, YamlError
 
@@ -190,6 +191,7 @@ def expand_aliases(
     keep: bool,
     source: str,
     depth: int = 0,
+    budget: Budget | None = None,
 ) -> list[str]:
     """Expand the aliases of one command text, recursively, as upstream's alias pass.
 
@@ -199,13 +201,19 @@ def expand_aliases(
         keep: keep ``---`` (the text that runs) or not (the text ids hash).
         source: the file the command comes from, for errors.
         depth: how deep the expansion is (an alias that uses itself is an error).
+        budget: what the recipe's expansions spent so far (a fresh one if not given).
 
     Returns:
         The command texts that replace it.
 
     Raises:
         RecipeError: an alias got the wrong number of arguments, or expands forever.
+        ExpansionLimitError: the aliases expand beyond the budgets of
+            :mod:`~kameleon_nb.core.limits`.
     """
+    spent = Budget() if budget is None else budget
+    if depth == 0:
+        spent.new_text()
     if depth > 50:
         raise RecipeError(f"{source}: aliases expand into each other without end")
     name = key_of(text)
@@ -226,9 +234,15 @@ def expand_aliases(
         for template in alias:
             instance = initial_text(template, keep=keep)
             for index, arg in enumerate(args, start=1):
-                instance = _gsub_command(instance, f"@{index}", ruby_str(arg), keep=keep)
+                token, replacement = f"@{index}", ruby_str(arg)
+                growth = instance.count(token) * max(0, len(replacement) - len(token))
+                Budget.check_text(source, "aliases", len(instance) + growth)
+                instance = _gsub_command(instance, token, replacement, keep=keep)
+            spent.spend(source, "aliases", len(instance))
             expanded.extend(
-                expand_aliases(instance, aliases, keep=keep, source=source, depth=depth + 1)
+                expand_aliases(
+                    instance, aliases, keep=keep, source=source, depth=depth + 1, budget=spent
+                )
             )
         return expanded
     value = value_of(text, keep=keep)
@@ -237,8 +251,9 @@ def expand_aliases(
             expanded
             for child in value
             for expanded in expand_aliases(
-                child, aliases, keep=keep, source=source, depth=depth + 1
+                child, aliases, keep=keep, source=source, depth=depth + 1, budget=spent
             )
         ]
+        spent.spend(source, "aliases", sum(map(len, children)), count=False)
         return [initial_text({name: [to_array(c, keep=keep) for c in children]}, keep=keep)]
     return [text]

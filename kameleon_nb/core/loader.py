@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
+from kameleon_nb.core.limits import MAX_FILE_BYTES, check_yaml_nodes, shown_path, utf8_path
 from kameleon_nb.core.model import SECTIONS
 from kameleon_nb.core.psych_load import PsychLoader
 from kameleon_nb.core.variables import VARIABLE_RE, overload, ruby_str
-from kameleon_nb.errors import MissingFileError, RecipeError, YamlError
+from kameleon_nb.errors import MissingFileError, RecipeError, UnreadableFileError, YamlError
 
 __all__ = [
     "LoadedRecipe",
@@ -26,6 +27,7 @@ __all__ = [
     "StepsDirs",
     "description_of",
     "load_recipe",
+    "read_bytes",
     "read_text",
     "read_yaml",
 ]
@@ -41,7 +43,7 @@ def parse_yaml(text: str, *, source: str) -> object:
     upstream prints it (``<unknown>`` for text that is not a file).
     """
     try:
-        return yaml.load(text, Loader=PsychLoader)
+        data = yaml.load(text, Loader=PsychLoader)
     except yaml.reader.ReaderError as err:  # libyaml reports these at the start
         where = f"{source}:1:1"
         raise YamlError(
@@ -56,21 +58,83 @@ def parse_yaml(text: str, *, source: str) -> object:
         raise YamlError(f"({source}): {problem}{at}", where=where, problem=problem) from err
     except yaml.YAMLError as err:
         raise YamlError(f"({source}): {err}", where=source, problem=str(err)) from err
+    except RecursionError as err:
+        raise YamlError(
+            f"({source}): nested too deeply", where=source, problem="nested too deeply"
+        ) from err
+    if "*" in text:  # an alias: shared nodes may hide an exponential document
+        check_yaml_nodes(data, source)
+    return data
+
+
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(path: str, mode: int) -> UnreadableFileError:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return UnreadableFileError(
+        f"{shown_path(path)}: {kind}, not a regular file; a recipe, step, aliases, env or "
+        "checkpoint file must be a regular file (check the link or the path)"
+    )
+
+
+def read_bytes(path: str) -> bytes:
+    """Read one file of a recipe, refusing what cannot be one before opening it.
+
+    Devices, pipes and sockets are refused from their type, so a named pipe never
+    blocks and ``/dev/zero`` is never read; a file larger than
+    :data:`~kameleon_nb.core.limits.MAX_FILE_BYTES` is refused from its size.
+
+    Raises:
+        MissingFileError: the file does not exist, or is a directory.
+        UnreadableFileError: not a regular file, too large, unreadable, or a path
+            that is not UTF-8.
+    """
+    utf8_path(path, "the file name")
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise MissingFileError(f"No such file or directory @ rb_sysopen - {path}") from err
+    except OSError as err:
+        raise UnreadableFileError(f"{path}: cannot read it ({err.strerror})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise MissingFileError(f"{path}: is a directory, not a YAML file")
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path, info.st_mode)
+    too_large = UnreadableFileError(
+        f"{path}: too large ({info.st_size:,} bytes; kameleon_nb reads recipe files of up to "
+        f"{MAX_FILE_BYTES // 2**20} MiB, and real ones are a few KB)"
+    )
+    if info.st_size > MAX_FILE_BYTES:
+        raise too_large
+    try:  # non-blocking: a file replaced by a pipe since the stat cannot block us
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise UnreadableFileError(f"{path}: cannot read it ({err.strerror})") from err
+    with os.fdopen(descriptor, "rb") as stream:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        raw = stream.read(MAX_FILE_BYTES + 1)  # a file that grows is still bounded
+    if len(raw) > MAX_FILE_BYTES:
+        raise too_large
+    return raw
 
 
 def read_text(path: str) -> str:
     """Read one file of a recipe as UTF-8 text.
 
     Raises:
-        MissingFileError: the file does not exist.
+        MissingFileError: the file does not exist (or cannot be read: see
+            :func:`read_bytes`).
         YamlError: the file is not UTF-8 text or not valid YAML.
     """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError as err:
-        raise MissingFileError(f"No such file or directory @ rb_sysopen - {path}") from err
-    except IsADirectoryError as err:
-        raise MissingFileError(f"{path}: is a directory, not a YAML file") from err
+    raw = read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -276,7 +340,7 @@ def _include_globals(
                 *(os.path.join(d, "global", name) for d in steps_dirs.dirs),
             ]
         )
-        found = next((c for c in candidates if os.path.isfile(c)), None)
+        found = _first_regular(candidates, normalise=False)
         if found is None:
             if optional:
                 continue
@@ -387,6 +451,7 @@ def load_recipe(
         if parent in loaded.chain:
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
             raise RecipeError(f"Cyclic 'extend' in {current}: {cycle}; remove one of the links")
+        utf8_path(parent, f"the parent recipe (extended by {current})")
         if not os.path.exists(parent):
             raise MissingFileError(
                 f"No such file or directory @ rb_sysopen - {shown} (extended by {current})"
@@ -456,26 +521,31 @@ class StepsDirs:
         return StepsDirs([*self.dirs, *(d for d in extra if d not in self.dirs)])
 
     def find_step(self, section: str, name: str, include_steps: list[str]) -> str | None:
-        """The step file of macrostep ``name`` in ``section`` (first match wins)."""
+        """The step file of macrostep ``name`` in ``section`` (first match wins).
+
+        Raises:
+            UnreadableFileError: no candidate is a regular file, but one exists (a
+                link to a device, a pipe, a directory named ``<name>.yaml``).
+        """
         filename = name + ".yaml"
-        for directory in self.dirs:
-            for include in [*include_steps, ""]:
-                for candidate_dir in (
-                    os.path.join(directory, section, include),
-                    os.path.join(directory, include),
-                ):
-                    candidate = os.path.join(candidate_dir, filename)
-                    if os.path.isfile(candidate):
-                        return os.path.normpath(candidate)
-        return None
+        candidates = (
+            os.path.join(candidate_dir, filename)
+            for directory in self.dirs
+            for include in [*include_steps, ""]
+            for candidate_dir in (
+                os.path.join(directory, section, include),
+                os.path.join(directory, include),
+            )
+        )
+        return _first_regular(candidates)
 
     def find(self, kind: str, filename: str) -> str | None:
-        """A file under ``<steps dir>/<kind>/``, first steps dir first."""
-        for directory in self.dirs:
-            candidate = os.path.join(directory, kind, filename)
-            if os.path.isfile(candidate):
-                return os.path.normpath(candidate)
-        return None
+        """A file under ``<steps dir>/<kind>/``, first steps dir first.
+
+        Raises:
+            UnreadableFileError: as :meth:`find_step`.
+        """
+        return _first_regular(os.path.join(d, kind, filename) for d in self.dirs)
 
     def find_data(self, tail: str) -> str | None:
         """A data file or directory under ``<steps dir>/data/``, child first."""
@@ -485,3 +555,30 @@ class StepsDirs:
             if os.path.exists(candidate):
                 return candidate
         return None
+
+
+def _first_regular(candidates: Iterable[str], *, normalise: bool = True) -> str | None:
+    """The first candidate that is a regular file (links followed), normalised or not.
+
+    A candidate that exists but is something else is skipped as upstream skips it;
+    when no regular file follows, it is reported rather than called missing.
+    """
+    odd: tuple[str, int] | None = None
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(mode):
+            return os.path.normpath(candidate) if normalise else candidate
+        if odd is None:
+            odd = (os.path.normpath(candidate), mode)
+    if odd is None:
+        return None
+    path, mode = odd
+    if stat.S_ISDIR(mode):
+        raise UnreadableFileError(
+            f"{shown_path(path)}: a directory, not a regular file; a step, aliases, env or "
+            "checkpoint file must be a regular YAML file"
+        )
+    raise _not_regular(path, mode)

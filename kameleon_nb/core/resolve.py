@@ -12,21 +12,24 @@ written while its id stays upstream's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import re
 import uuid as uuid_module
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from kameleon_nb.core import command_texts, messages, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
+from kameleon_nb.core.limits import Budget, utf8_path
 from kameleon_nb.core.loader import (
     LoadedRecipe,
     SectionItem,
     StepsDirs,
     parse_yaml,
+    read_bytes,
     read_yaml,
 )
 from kameleon_nb.core.model import (
@@ -42,7 +45,13 @@ from kameleon_nb.core.model import (
 )
 from kameleon_nb.core.stepid import chain_step_ids, unique_slugs
 from kameleon_nb.core.variables import lookup_in, overload, ruby_inspect, ruby_str, substitute
-from kameleon_nb.errors import BuildError, KameleonError, RecipeError, YamlError
+from kameleon_nb.errors import (
+    BuildError,
+    ExpansionLimitError,
+    KameleonError,
+    RecipeError,
+    YamlError,
+)
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
@@ -238,8 +247,7 @@ def render_env(texts: Iterable[str], context: ContextName) -> str:
 
 
 def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        return stream.read()
+    return read_bytes(path).decode("utf-8", errors="replace")
 
 
 def _context_spec(
@@ -265,7 +273,7 @@ def _context_spec(
         raise RecipeError(f"{source}: global '{key}' must be a mapping (cmd, workdir...)")
     settings = {**_CONTEXT_DEFAULTS, **(value or {})}
     if "cmd" not in settings:
-        raise RecipeError(f"Required paramater missing for {key}: cmd")
+        raise RecipeError(f"Required paramater missing for {key}: cmd (in the globals of {source})")
     cmd = settings["cmd"]
     settings.setdefault("interactive_cmd", cmd)
     globals_[key] = settings
@@ -303,6 +311,7 @@ class _Resolver:
         self.globals: dict[str, object] = {}
         self.aliases: dict[str, list[object]] = {}
         self.aliases_have_dashes = False
+        self.budget = Budget()  # what aliases and variables expanded so far
 
     # warnings ------------------------------------------------------------------
     def unbraced(self, name: str) -> None:
@@ -319,6 +328,12 @@ class _Resolver:
         loaded, options = self.loaded, self.options
         build_path = options.build_path or os.path.join(os.getcwd(), "build")
         kameleon_cwd = os.path.join(build_path, loaded.name)
+        utf8_path(  # it goes into commands, their ids and the shells
+            kameleon_cwd,
+            "the build directory",
+            "pass -b/--build-path with a UTF-8 path, or run kameleon from a directory "
+            "whose path is UTF-8",
+        )
         values = builtin_globals(loaded.name, os.path.dirname(loaded.abspath), kameleon_cwd)
         values.update(loaded.global_vars)
         _complete_contexts(values, loaded.abspath)
@@ -347,8 +362,9 @@ class _Resolver:
         if "$$" not in text:
             return values
         lookup = lookup_in(values)
-        resolved = parse_yaml(
-            self.resolve_text(text, source, lookup, strict=strict), source="<unknown>"
+        resolved = _reparse(
+            self.resolve_text(text, source, lookup, strict=strict),
+            f"in the globals of {source}, after variable substitution",
         )
         if not isinstance(resolved, dict):
             raise RecipeError(f"{source}: the globals do not form a mapping after substitution")
@@ -422,7 +438,7 @@ class _Resolver:
                 ]
                 raise RecipeError(
                     f"The env file script '{name}' does not exists in any of these "
-                    f"directories: {ruby_inspect(searched)}"
+                    f"directories: {ruby_inspect(searched)} (env of {self.loaded.abspath})"
                 )
             self.env_files.append(path)
 
@@ -444,10 +460,10 @@ class _Resolver:
 
         def texts(keep: bool) -> list[str]:
             text = keep_text if keep else command_texts.initial_text(item, keep=False)
-            try:
-                return command_texts.expand_aliases(text, self.aliases, keep=keep, source=source)
-            except RecipeError as err:
-                raise RecipeError(f"{err} (in {source})") from err
+            with _naming(source):
+                return command_texts.expand_aliases(
+                    text, self.aliases, keep=keep, source=source, budget=self.budget
+                )
 
         return _both_tracks(texts, needs_run)
 
@@ -458,7 +474,14 @@ class _Resolver:
         """Data-dir references, then variables, in one text (upstream's resolve_vars)."""
         if "kameleon_data_dir" in text:
             text = self.data_dir(text, source, lookup, strict=strict)
-        return substitute(text, lookup, source=source, on_unbraced=self.unbraced, strict=strict)
+        return substitute(
+            text,
+            lookup,
+            source=source,
+            on_unbraced=self.unbraced,
+            strict=strict,
+            budget=self.budget,
+        )
 
     def resolving(self, source: str, lookup: Callable[[str], str | None]) -> Callable[[str], str]:
         """:meth:`resolve_text` for the texts of one file, with one lookup."""
@@ -472,7 +495,12 @@ class _Resolver:
         replacements: list[tuple[str, str]] = []
         for match in _DATA_DIR_RE.finditer(text):
             tail = substitute(
-                match.group(1), lookup, source=source, on_unbraced=self.unbraced, strict=strict
+                match.group(1),
+                lookup,
+                source=source,
+                on_unbraced=self.unbraced,
+                strict=strict,
+                budget=self.budget,
             )
             tail = tail.removesuffix('"')
             found = self.steps_dirs.find_data(tail)
@@ -506,6 +534,34 @@ def _find_files(path: str) -> Iterable[str]:
         yield from _find_files(os.path.join(path, entry))
 
 
+@contextlib.contextmanager
+def _naming(source: str) -> Iterator[None]:
+    """Name ``source`` in the errors of the alias pass that do not name a file.
+
+    Upstream's texts (``NAME takes exactly N arguments``) stay at the start of the line.
+    """
+    try:
+        yield
+    except (ExpansionLimitError, command_texts.NotACommandError):
+        raise  # the first names its file; the second is reported by the caller
+    except YamlError as err:
+        raise YamlError(f"{err} (in {source})", where=source, problem=str(err)) from err
+    except RecipeError as err:
+        raise RecipeError(f"{err} (in {source})") from err
+
+
+def _reparse(text: str, where: str) -> object:
+    """Parse a text that substitution produced; its errors say where it came from.
+
+    Psych names such a text ``<unknown>``, and so does upstream's message, which stays
+    at the start of the line.
+    """
+    try:
+        return parse_yaml(text, source="<unknown>")
+    except YamlError as err:
+        raise YamlError(f"{err} ({where})", where=err.where, problem=err.problem) from err
+
+
 def _build_command(obj: object, text: str, source: str, microstep: str) -> Command:
     if isinstance(obj, str):
         return Command(key=obj, value=None, text=text)
@@ -536,8 +592,8 @@ def _as_command_list(value: object, name: str, source: str) -> list[object]:
 # --------------------------------------------------------------------- macrosteps
 
 
-def _malformed(section: str, detail: str) -> RecipeError:
-    return RecipeError(f"Malformed yaml recipe in section: {section} ({detail})")
+def _malformed(section: str, detail: str, origin: str) -> RecipeError:
+    return RecipeError(f"Malformed yaml recipe in section: {section} ({detail} in {origin})")
 
 
 def _parse_microstep(name: str, body: list[object], source: str) -> _RawMicrostep:
@@ -603,7 +659,14 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
     """
     resolver = _Resolver(loaded, options, cwd)
     try:
-        return _resolve(resolver)
+        try:
+            return _resolve(resolver)
+        except RecursionError as err:  # a value nested hundreds of levels deep
+            raise ExpansionLimitError(
+                f"{loaded.abspath}: a value or a command is nested too deeply (hundreds of "
+                "levels of lists or mappings); kameleon_nb stops there, and real recipes "
+                "nest a few levels"
+            ) from err
     except KameleonError as err:
         err.warnings = tuple(resolver.warnings)
         raise
@@ -626,7 +689,7 @@ def _resolve(resolver: _Resolver) -> ResolvedRecipe:
         _apply_edits(sections[section], section, loaded)
     if options.require_checkpoint and checkpoint_data is None:
         raise BuildError(
-            f"{messages.CHECKPOINT_UNAVAILABLE} (it has no 'checkpoint:' mechanism; "
+            f"{messages.CHECKPOINT_UNAVAILABLE} ({loaded.abspath} has no 'checkpoint:' mechanism; "
             "add one, e.g. 'checkpoint: overlay.yaml', or build without -c)"
         )
     # upstream's resolve (strict)
@@ -757,7 +820,10 @@ def _expand_microstep(
 
 def _expand_again(resolver: _Resolver, texts: _Texts, source: str, keep: bool) -> list[str]:
     text = texts.run if keep else texts.hashed
-    return command_texts.expand_aliases(text, resolver.aliases, keep=keep, source=source)
+    with _naming(source):
+        return command_texts.expand_aliases(
+            text, resolver.aliases, keep=keep, source=source, budget=resolver.budget
+        )
 
 
 def _hook_command(texts: _Texts, source: str) -> Command:
@@ -796,7 +862,7 @@ def _load_macrostep(
         raw_name, args = next(iter(item.items()))
         name = ruby_str(raw_name)
     else:
-        raise _malformed(section, f"entry {item!r} in {entry.origin}")
+        raise _malformed(section, f"entry {item!r}", entry.origin)
     name = resolver.nonstrict(name)
     if _is_embedded(args):
         assert isinstance(args, list)
@@ -804,7 +870,7 @@ def _load_macrostep(
         items: list[tuple[str, object]] = []
         for arg in args:
             if not isinstance(arg, dict):
-                raise _malformed(section, f"item {arg!r} of embedded step '{name}'")
+                raise _malformed(section, f"item {arg!r} of embedded step '{name}'", entry.origin)
             body.extend({k: v} for k, v in arg.items())
             items.extend((str(k), v) for k, v in arg.items())
         # upstream gives an embedded macrostep the path of the recipe being built
@@ -814,7 +880,7 @@ def _load_macrostep(
             name, resolver.loaded.abspath, microsteps, variables, items, entry.origin, True
         )
     if args is not None and not isinstance(args, list):
-        raise _malformed(section, f"arguments of step '{name}' must be a list")
+        raise _malformed(section, f"arguments of step '{name}' must be a list,", entry.origin)
     path = resolver.steps_dirs.find_step(section, name, include_steps)
     if path is None:
         raise RecipeError(
@@ -833,7 +899,7 @@ def _load_macrostep(
         elif isinstance(arg, dict):
             overrides.extend((str(k), v) for k, v in arg.items())
         else:
-            raise _malformed(section, f"argument {arg!r} of step '{name}'")
+            raise _malformed(section, f"argument {arg!r} of step '{name}'", entry.origin)
     if selection:
         by_name = {m.name: m for m in reversed(microsteps)}
         chosen = []
@@ -880,7 +946,10 @@ def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str
         text = psych.dump({key: value}).removesuffix("\n")
         if "$$" in text:
             text = resolver.resolve_text(text, macrostep.path, lookup_in(globals_, resolved))
-        parsed = parse_yaml(text.removesuffix("\n"), source="<unknown>")
+        parsed = _reparse(
+            text.removesuffix("\n"),
+            f"in variable '{key}' of {macrostep.path}, after variable substitution",
+        )
         if isinstance(parsed, dict):
             resolved.update({str(k): v for k, v in parsed.items()})
         else:
@@ -957,9 +1026,14 @@ def _hook_commands(
         def expansions(
             keep: bool, upstream: str = hashed_child, kept: str = run_child
         ) -> list[str]:
-            return command_texts.expand_aliases(
-                kept if keep else upstream, aliases, keep=keep, source=source
-            )
+            with _naming(source):
+                return command_texts.expand_aliases(
+                    kept if keep else upstream,
+                    aliases,
+                    keep=keep,
+                    source=source,
+                    budget=resolver.budget,
+                )
 
         for pair in _both_tracks(expansions, run_child != hashed_child):
             commands.append(

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 
+from kameleon_nb.core.limits import Budget
 from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol, date_inspect
 from kameleon_nb.errors import RecipeError
 
@@ -192,6 +193,7 @@ def substitute(
     source: str,
     on_unbraced: Callable[[str], None] | None = None,
     strict: bool = False,
+    budget: Budget | None = None,
 ) -> str:
     """Replace every variable reference in ``text``, recursively.
 
@@ -201,6 +203,7 @@ def substitute(
         source: the file the text comes from, for error messages.
         on_unbraced: called with each name written as ``$$name`` without braces.
         strict: an undefined name is an error (else it becomes the empty string).
+        budget: what the recipe's expansions spent so far (a fresh one if not given).
 
     Returns:
         The text with every reference expanded.
@@ -208,6 +211,8 @@ def substitute(
     Raises:
         VariableCycleError: a variable expands (directly or not) to itself.
         UndefinedVariableError: ``strict`` and a name is undefined.
+        ExpansionLimitError: the text, or the recipe's expansions, exceed the budgets
+            of :mod:`~kameleon_nb.core.limits`.
 
     >>> substitute("a $${x} b", {"x": "[$${y}]", "y": "1"}.get, source="r.yaml")
     'a [1] b'
@@ -218,6 +223,9 @@ def substitute(
         return text
     out: list[str] = []
     rest = text
+    produced = 0  # characters already in ``out``
+    spent = Budget() if budget is None else budget
+    spent.new_text()
     # Each entry: (name, length of the text after its expansion). While the scan is
     # still inside an expansion of ``name``, meeting ``name`` again is a cycle.
     open_expansions: list[tuple[str, int]] = []
@@ -235,7 +243,11 @@ def substitute(
                 raise UndefinedVariableError(match.group(0), name, source)
             value = ""
         out.append(rest[: match.start()])
+        produced += match.start()
         tail = rest[match.end() :]
+        # checked before the text is built: a doubling variable stops here, small
+        Budget.check_text(source, "variables", produced + len(value) + len(tail))
+        spent.spend(source, "variables", len(value) + len(tail))
         # upstream scans the value and what follows it: a bare name may now straddle both
         warn_bare(value + tail[: _boundary(tail)], on_unbraced)
         open_expansions.append((name, len(tail)))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kameleon_nb._version import UPSTREAM, VERSION
+from kameleon_nb.core.limits import is_utf8, shown_path
 from kameleon_nb.core.options import add_checkpoint_options
 from kameleon_nb.errors import BuildError, KameleonError, UsageError
 
@@ -33,6 +34,11 @@ def _global_pairs(values: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     pairs: dict[str, str] = {}
     rest: list[str] = []
     for value in values:
+        if not is_utf8(value):
+            raise UsageError(
+                f"ERROR: -g '{shown_path(value)}' is not valid UTF-8 (the bytes shown as "
+                "\\xNN); recipes are UTF-8 text: give the value in UTF-8"
+            )
         if ":" in value:
             key, _, val = value.partition(":")
             if not key:
@@ -219,8 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc(file=sys.stdout)
         for warning in err.warnings:  # upstream printed them before it failed
-            print(warning)
-        message = str(err)  # as Thor's say: no newline after one that ends a message
+            print(shown_path(warning))
+        # as Thor's say: no newline after one that ends a message; a file name that is
+        # not UTF-8 shows its bytes escaped
+        message = shown_path(str(err))
         print(f"Error: {message}", end="" if message.endswith("\n") else "\n", flush=True)
         return err.exit_code
     except KeyboardInterrupt:
@@ -231,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        print(f"Unfortunately, a fatal error has occurred : {err}.", flush=True)
+        print(f"Unfortunately, a fatal error has occurred : {shown_path(str(err))}.", flush=True)
         print("Use --debug option for more details", flush=True)
         return FATAL_EXIT
 

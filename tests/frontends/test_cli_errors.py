@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +152,245 @@ def test_options_that_cannot_work_are_refused(kameleon, tmp_path, monkeypatch, a
     assert status == 15, out
     (error,) = [line for line in out.splitlines() if line.startswith("Error: ")]
     assert says in error
+
+
+# ------------------------------------------------------------------ hostile input
+# Issue 12: expansion bombs, files that are no files, paths that are not UTF-8. Each
+# runs the real CLI in a subprocess with 1 GB of address space and must stop with
+# one ``Error:`` line naming the file, fast (measured: 0.15 to 0.3 s each).
+
+_STEP = "setup:\n  - s:\n    - m:\n"
+
+
+def _alias_bomb() -> str:  # under 1 KB: eight levels of ten calls, 10^8 commands
+    lines = ["aliases:", "  a0:", "    - exec_local: echo " + "x" * 40]
+    for level in range(1, 9):
+        lines += [f"  a{level}:"] + [f"    - a{level - 1}"] * 10
+    return "\n".join([*lines, _STEP + "      - a8"]) + "\n"
+
+
+def _doubling_aliases() -> str:  # 2^39 commands
+    lines = ["aliases:", "  a0:", "    - exec_local: echo x"]
+    for level in range(1, 40):
+        lines += [f"  a{level}:", f"    - a{level - 1}", f"    - a{level - 1}"]
+    return "\n".join([*lines, _STEP + "      - a39"]) + "\n"
+
+
+def _doubling_variables() -> str:  # 2^39 x 16 characters
+    lines = ["global:", "  v0: xxxxxxxxxxxxxxxx"]
+    lines += [f"  v{n}: $${{v{n - 1}}}$${{v{n - 1}}}" for n in range(1, 40)]
+    return "\n".join([*lines, _STEP + "      - exec_local: echo $${v39}"]) + "\n"
+
+
+def _billion_laughs() -> str:  # 9^9 nodes once the aliases are followed
+    lines = ['  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return "global:\n" + "\n".join(lines) + "\n" + _STEP + "      - exec_local: echo $${i}\n"
+
+
+def _run_limited(argv: list[str], cwd: Path | bytes) -> tuple[int, str, float]:
+    """The CLI in a subprocess with 1 GB of address space: (status, stdout, seconds)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "kameleon_nb", *argv],
+        cwd=cwd,
+        preexec_fn=limit,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout.decode("utf-8", "replace"), time.monotonic() - start
+
+
+def _one_error_line(out: str) -> str:
+    lines = [line for line in out.splitlines() if not line.startswith("CLI Global")]
+    assert len(lines) == 1, out
+    assert lines[0].startswith("Error: "), out
+    assert "Traceback" not in out, out
+    assert "fatal error" not in out, out
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "says"),
+    [
+        (_alias_bomb(), "aliases expand more than 10,000 times in one text"),
+        (_doubling_aliases(), "aliases expand more than 10,000 times in one text"),
+        (_doubling_variables(), "variables expand more than 10,000 times in one text"),
+        (_billion_laughs(), "YAML aliases (*name) expand to more than 100,000 nodes"),
+        (
+            "global:\n  v0: "
+            + "x" * 100_000
+            + "\n  v1: "
+            + "$${v0}" * 30
+            + "\n"
+            + _STEP
+            + "      - exec_local: echo $${v1}\n",
+            "variables expand to a text of more than 2 MiB",
+        ),
+        ("global:\n  a: &a [1, *a]\n" + _STEP + "      - exec_local: echo $${a}\n", "recursive"),
+        (
+            "global:\n  a: " + "[" * 900 + "]" * 900 + "\n" + _STEP + "      - exec_local: $${a}\n",
+            "nested too deeply",
+        ),
+    ],
+    ids=[
+        "alias-bomb",
+        "doubling-aliases",
+        "doubling-variables",
+        "billion-laughs",
+        "huge-text",
+        "recursive-anchor",
+        "deep-nesting",
+    ],
+)
+def test_expansion_bombs_stop_at_once(tmp_path: Path, recipe: str, says: str) -> None:
+    (tmp_path / "r.yaml").write_text(recipe)
+    status, out, seconds = _run_limited(["build", "-d", "r.yaml"], tmp_path)
+    assert status == 6, out
+    line = _one_error_line(out)
+    assert f"{tmp_path}/r.yaml" in line, line
+    assert says in line, line
+    assert seconds < 5, seconds
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+def _huge(path: Path) -> None:
+    with open(path, "wb") as stream:  # sparse: 17 MiB on paper, nothing on disk
+        stream.truncate(17 * 2**20)
+
+
+@pytest.mark.parametrize(
+    ("make", "where", "says"),
+    [
+        (_zero, "steps/setup/s.yaml", "a character device, not a regular file"),
+        (_fifo, "steps/setup/s.yaml", "a named pipe, not a regular file"),
+        (_fifo, "r.yaml", "a named pipe, not a regular file"),
+        (_directory, "steps/setup/s.yaml", "a directory, not a regular file"),
+        (_huge, "steps/setup/s.yaml", "too large (17,825,792 bytes"),
+        (_huge, "r.yaml", "too large (17,825,792 bytes"),
+        (_zero, "steps/aliases/z.yaml", "a character device"),
+        (_fifo, "p.yaml", "a named pipe"),
+    ],
+    ids=[
+        "dev-zero-step",
+        "fifo-step",
+        "fifo-recipe",
+        "directory-step",
+        "huge-step",
+        "huge-recipe",
+        "dev-zero-aliases",
+        "fifo-parent",
+    ],
+)
+def test_files_that_cannot_be_recipe_files_are_refused_unread(
+    tmp_path: Path, make, where: str, says: str
+) -> None:
+    (tmp_path / "steps" / "setup").mkdir(parents=True)
+    (tmp_path / "steps" / "aliases").mkdir()
+    recipe = "setup:\n  - s\n"
+    if where.startswith("steps/aliases"):
+        recipe = "aliases: z.yaml\nsetup: []\n"
+    elif where == "p.yaml":
+        recipe = "extend: p\nsetup: []\n"
+    if where != "r.yaml":
+        (tmp_path / "r.yaml").write_text(recipe)
+    make(tmp_path / where)
+    status, out, seconds = _run_limited(["build", "-d", "r.yaml"], tmp_path)
+    assert status == 16, out
+    line = _one_error_line(out)
+    assert f"{tmp_path}/{where}" in line, line
+    assert says in line, line
+    assert seconds < 5, seconds
+
+
+def test_a_recipe_path_that_is_not_utf8_is_named_escaped(tmp_path: Path) -> None:
+    (tmp_path / "r\udcff.yaml").write_text("setup: []\n")
+    status, out, _ = _run_limited(["build", "-d", "r\udcff.yaml"], tmp_path)
+    assert status == 16, out
+    line = _one_error_line(out)
+    assert f"{tmp_path}/r\\xff.yaml: the file name is not valid UTF-8" in line, line
+    assert "rename it" in line
+
+
+def test_a_working_directory_that_is_not_utf8_is_named_escaped(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(_STEP + "      - exec_local: echo $${kameleon_cwd}\n")
+    odd = tmp_path / "d\udcff"
+    odd.mkdir()
+    status, out, _ = _run_limited(["build", "-d", "../r.yaml"], odd)
+    assert status == 16, out
+    line = _one_error_line(out)
+    assert f"{tmp_path}/d\\xff/build/r: the build directory is not valid UTF-8" in line, line
+    assert "-b/--build-path" in line
+
+
+def test_a_global_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("extend: $${b}\nsetup: []\n")
+    status, out, _ = _run_limited(["build", "-d", "r.yaml", "-g", "b:p\udcff"], tmp_path)
+    assert status == 15, out
+    assert "-g 'b:p\\xff' is not valid UTF-8" in _one_error_line(out)
+
+
+@pytest.mark.parametrize(
+    ("files", "code", "upstream", "names"),
+    [
+        (  # upstream: "Malformed yaml recipe in section: setup", no file
+            {"r.yaml": "extend: p\nsetup:\n  - '@base'\n", "p.yaml": "setup:\n  - s: x\n"},
+            6,
+            "Malformed yaml recipe in section: setup",
+            "p.yaml",
+        ),
+        (  # upstream: "(<unknown>): did not find expected key ...", no file
+            {"r.yaml": "global:\n  list: [a]\n  twice: $${list}$${list}\n"},
+            17,
+            "(<unknown>): ",
+            "in the globals of {tmp}/r.yaml, after variable substitution",
+        ),
+        (  # upstream: "The env file script 'e.sh' does not exists ... []", no file
+            {"r.yaml": "env: e.sh\nsetup: []\n"},
+            6,
+            "The env file script 'e.sh' does not exists in any of these directories: []",
+            "(env of {tmp}/r.yaml)",
+        ),
+        (  # upstream: "Checkpoint is unavailable for this recipe", no file
+            {"r.yaml": "setup: []\n"},
+            7,
+            "Checkpoint is unavailable for this recipe",
+            "{tmp}/r.yaml has no 'checkpoint:' mechanism",
+        ),
+    ],
+    ids=[
+        "malformed-section-in-parent",
+        "yaml-after-substitution",
+        "env-missing",
+        "checkpoint-unavailable",
+    ],
+)
+def test_errors_upstream_leaves_unnamed_name_a_file(
+    tmp_path: Path, monkeypatch, kameleon, files, code, upstream, names
+) -> None:
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    monkeypatch.chdir(tmp_path)
+    status, out = kameleon("build", "-d", *(["-c"] if code == 7 else []), "r.yaml")
+    assert status == code, out
+    line = _one_error_line(out)
+    assert line.startswith(f"Error: {upstream}"), line  # upstream's text first, as recorded
+    assert names.format(tmp=tmp_path) in line, line
