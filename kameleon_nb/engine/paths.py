@@ -9,13 +9,14 @@ cannot work, and are refused with one line that says what to do:
   where a global such as ``rootfs: $${kameleon_cwd}/rootfs`` sits in a double-quoted
   scalar (upstream's dump), so ``"`` ends the scalar (upstream then fails with a YAML
   error) and ``\\`` starts an escape (upstream silently builds elsewhere);
-* bytes that are not UTF-8 (a recipe cannot name them).
+* bytes that are not UTF-8 (a recipe cannot name them; exit 16, as for any path).
 """
 
 from __future__ import annotations
 
 import os
 
+from kameleon_nb.core.limits import utf8_path
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.errors import BuildError
 
@@ -26,10 +27,6 @@ _DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 
 
 def _problem(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid UTF-8"
     for char, name in (("\n", "a newline"), ("\r", "a carriage return"), ('"', "a double quote")):
         if char in value:
             return f"contains {name}"
@@ -44,14 +41,14 @@ def check_shell_path(value: str, what: str) -> None:
         what: what it is, for the message (``build path``, ``kameleon_cwd``...).
 
     Raises:
-        BuildError: the path holds a newline, a double quote, a backslash, or bytes
-            that are not UTF-8.
+        UnreadableFileError: the path's bytes are not UTF-8 (exit 16, as for any path).
+        BuildError: the path holds a newline, a double quote or a backslash.
     """
+    utf8_path(value, f"the {what}", "rename it, or use -b/--build-path with a UTF-8 path")
     problem = _problem(value)
     if problem:
-        shown = value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
         raise BuildError(
-            f"The path {shown!r} ({what}) {problem}: Kameleon recipes cannot carry it into "
+            f"The path {value!r} ({what}) {problem}: Kameleon recipes cannot carry it into "
             "shell commands; use a path without it (rename the directory, or --build-path)"
         )
 
