@@ -87,6 +87,8 @@ from tests.engine import buildcheck  # noqa: E402  (process and mount helpers)
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
 GIB = 1 << 30
 IS_ROOT = os.geteuid() == 0
+#: Where outputs and --log-json files go (never the build directory: it may be full).
+CAPTURE = Path("/tmp/fault-campaign/capture")
 ERROR_EXITS = {1, 2, 6, 7, 8, 11, 15, 16, 17}
 CHECKPOINT_ROW = re.compile(r"^([0-9a-f]{12}) \| (\S+)")
 
@@ -113,10 +115,13 @@ class Run:
         return "\n".join(self.out.rstrip().splitlines()[-lines:])
 
     def error_line(self) -> str:
-        found = [line for line in self.out.splitlines() if line.startswith("Error: ")]
+        """The ``Error:`` line, else the failure's key lines, else the last line."""
+        lines = self.out.splitlines()
+        found = [line for line in lines if line.startswith("Error: ")]
         if found:
             return found[0]
-        return self.tail(1) or "(no output)"
+        keys = [ln.strip() for ln in lines if re.search(r"CAMPAIGN|[Ee]rror|[Ff]ail|denied", ln)]
+        return " | ".join(keys[-3:]) if keys else (self.tail(1) or "(no output)")
 
     def command_line(self) -> str:
         return "cd " + shell_quote(self.cwd) + " && " + " ".join(map(shell_quote, self.argv))
@@ -152,7 +157,8 @@ def run(
     process and returns True once it did what it wanted.
     """
     started = time.monotonic()
-    out_path = cwd / f".campaign-out-{os.getpid()}-{secrets.token_hex(4)}"
+    CAPTURE.mkdir(parents=True, exist_ok=True)
+    out_path = CAPTURE / f"out-{os.getpid()}-{secrets.token_hex(4)}"
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             argv,
@@ -1224,7 +1230,7 @@ def verify_checkpoints(
         else ([ids[-1]] + rng.sample(ids[:-1], min(1, len(ids) - 1)) if ids else [])
     )
     for step_id in chosen:
-        log = directory / f"verify-{step_id}.json"
+        log = CAPTURE / f"verify-{step_id}.json"
         with contextlib.suppress(OSError):
             log.unlink()
         done = run(
@@ -1246,7 +1252,12 @@ def verify_checkpoints(
             restored = "CheckpointRestored" in seen
             went_on = restored and "MicrostepStarted" in seen[seen.index("CheckpointRestored") :]
             if not (tolerate_full and went_on):
-                reason = f"exit {done.rc}: {done.error_line()[:200]}"
+                detail = " | ".join(
+                    ln.strip()
+                    for ln in done.out.splitlines()
+                    if re.search(r"No space|error|Error|fail", ln) and "occured" not in ln
+                )
+                reason = f"exit {done.rc}: {detail[-300:] or done.error_line()[:200]}"
         if reason:
             verdict.corrupt.append(f"{step_id}: {reason}")
         left = leftovers(directory, marker, grace=3)
@@ -1380,7 +1391,7 @@ def kill_trial(
         def match(e: dict[str, Any]) -> bool:
             return e.get("event") == "CheckpointRestored"
 
-    log = directory / f"kill-{trial}.json"
+    log = CAPTURE / f"kill-{trial}.json"
     watch = EventWatch(log, match, delay, sig)
     argv = kameleon("build", "--script", "-c", *gen, "--log-json", str(log), RECIPE)
     done = run(argv, cwd=directory, timeout=args.build_timeout, env=env, on_line=watch)
@@ -1559,14 +1570,20 @@ def part_concurrent(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         was_refused = (
             b.rc not in (0, None)
             and b.seconds < 5
-            and re.search(r"lock|already|another build|in use|running", b.out, re.I) is not None
+            and re.search(
+                r"\block(ed|s)?\b|another build|already (running|in use|building)|held by",
+                b.out,
+                re.I,
+            )
+            is not None
         )
         refused += was_refused
         problems = []
-        if a.rc != 0 and not was_refused:
-            problems.append(f"first build: exit {a.rc}: {a.error_line()[:160]}")
-        if b.rc != 0 and not was_refused:
-            problems.append(f"second build: exit {b.rc}: {b.error_line()[:160]}")
+        if a.rc != 0:
+            problems.append(f"first build: exit {a.rc}: {a.error_line()[:200]}")
+        if b.rc != 0:
+            what = "refused" if was_refused else "second build"
+            problems.append(f"{what}: exit {b.rc}: {b.error_line()[:200]}")
         left = leftovers(directory, marker, grace=5)
         if left:
             problems.append("left: " + left.describe()[:300])
@@ -1645,10 +1662,11 @@ def part_diskfull(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=30M", "campaign", str(mnt)], check=True, timeout=30
         )
+        top, mnt = mnt, mnt / "r"  # the tmpfs itself is not a leftover
         try:
             write_recipe(mnt, backend, steps=14, kib=3 * 1024, sleep=0)
             env = build_env(marker)
-            log = mnt / "fill.json"
+            log = CAPTURE / "fill.json"
             done = run(
                 kameleon("build", "--script", "-c", "--log-json", str(log), RECIPE),
                 cwd=mnt,
@@ -1661,7 +1679,23 @@ def part_diskfull(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             df = shutil.disk_usage(mnt)
             ids, listing = listed(mnt, env, [])
             rng = random.Random(0)
-            verdict = verify_checkpoints(mnt, env, [], ids, rng, True, marker, tolerate_full=True)
+            # newest first: each restore build goes on and fills the disk again
+            verdict = verify_checkpoints(
+                mnt, env, [], ids[::-1], rng, True, marker, tolerate_full=True
+            )
+            # a restore that failed for lack of space: intact if it passes with more room
+            no_space = [c.split(":", 1)[0] for c in verdict.corrupt if "No space left" in c]
+            retried = Verdict()
+            if no_space:
+                subprocess.run(
+                    ["mount", "-o", "remount,size=400M", str(top)], check=False, timeout=30
+                )
+                retried = verify_checkpoints(
+                    mnt, env, [], no_space, rng, True, marker, tolerate_full=True
+                )
+                verdict.corrupt = [
+                    c for c in verdict.corrupt if c.split(":", 1)[0] not in no_space
+                ] + [f"{c} (also with 400 MB)" for c in retried.corrupt]
             print(
                 f"{backend.name}: filling build exit {done.rc} in {done.seconds:.1f} s; "
                 f"{len(errors)} Error line(s): {errors[0][:150] if errors else done.tail(2)!r}"
@@ -1670,6 +1704,10 @@ def part_diskfull(args: argparse.Namespace, summary: dict[str, Any]) -> None:
                 f"  free after: {df.free >> 10} KiB; listed checkpoints: {len(ids)} "
                 f"(build -l exit {listing.rc}); restored OK: {verdict.checked - len(verdict.corrupt)}"
                 f"/{verdict.checked}; left after the failure: {left.describe() or 'nothing'}"
+            )
+            print(
+                f"  restores that failed on the full disk for lack of space: {len(no_space)}"
+                f" (then passed with 400 MB: {len(no_space) - len(retried.corrupt)})"
             )
             for line in verdict.corrupt[: args.show]:
                 print(f"    - not restorable: {line}")
@@ -1697,8 +1735,8 @@ def part_diskfull(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             }
         finally:
             clean_up(mnt, marker)
-            subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)
-            shutil.rmtree(mnt, ignore_errors=True)
+            subprocess.run(["umount", "-l", str(top)], check=False, timeout=30)
+            shutil.rmtree(top, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1865,6 +1903,8 @@ def main(argv: list[str] | None = None) -> int:
     args.work = args.work.resolve()
     args.out = args.out.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
+    global CAPTURE
+    CAPTURE = args.work / "capture"
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
