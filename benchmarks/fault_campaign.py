@@ -384,28 +384,10 @@ def write_back(path: Path, text: str) -> None:
 
 
 HOSTILE_DIRS = [
-    "with space",
-    "it's",
-    'dq"uote',
-    "$HOME",
-    "${x}x",
-    "-lead",
-    "--help",
-    "back\\slash",
-    "semi;colon",
-    "glob*?[a]",
-    "tab\there",
-    "new\nline",
-    "`uname`",
-    "$(touch PWNED)",
-    "é ü 日本",
-    "a:b",
-    "%s%n",
-    "~tilde",
-    "..dots..",
-    " lead-space",
-    "trail-space ",
-]
+    "with space", "it's", 'dq"uote', "$HOME", "${x}x", "-lead", "--help", "back\\slash",
+    "semi;colon", "glob*?[a]", "tab\there", "new\nline", "`uname`", "$(touch PWNED)", "é ü 日本",
+    "a:b", "%s%n", "~tilde", "..dots..", " lead-space", "trail-space ",
+]  # fmt: skip
 NON_UTF8 = [b"caf\xe9", b"\xff\xfe", b"bad\x80name", b"\xc3\x28"]
 
 
@@ -441,24 +423,11 @@ class Mutator:
         lines = text.split("\n")
         kind = self.rng.choice(
             [
-                "delete-line",
-                "dup-line",
-                "swap-lines",
-                "indent",
-                "dedent",
-                "scalar",
-                "truncate",
-                "byte",
-                "undefined-var",
-                "garbage",
-                "nul",
-                "crlf",
-                "tab",
-                "dollar",
-                "step-name",
-                "empty",
+                "delete-line", "dup-line", "swap-lines", "indent", "dedent", "scalar",
+                "truncate", "byte", "undefined-var", "garbage", "nul", "crlf", "tab", "dollar",
+                "step-name", "empty",
             ]
-        )
+        )  # fmt: skip
         i = self.rng.randrange(len(lines))
         j = self.rng.randrange(len(lines))
         if kind == "delete-line":
@@ -539,31 +508,14 @@ class Mutator:
     def hostile_mutation(self) -> None:
         kind = self.rng.choice(
             [
-                "alias-bomb",
-                "alias-deep",
-                "var-doubling",
-                "anchor-bomb",
-                "anchor-bomb-step",
-                "special-step",
-                "special-aliases",
-                "special-checkpoint",
-                "special-extend",
-                "special-env",
-                "special-recipe",
-                "special-data",
-                "non-utf8-name",
-                "non-utf8-content",
-                "huge-value",
-                "huge-steps",
-                "deep-flow",
-                "deep-block",
-                "extend-self",
-                "extend-deep",
-                "var-cycle",
-                "include-steps-many",
+                "alias-bomb", "alias-deep", "var-doubling", "anchor-bomb", "anchor-bomb-step",
+                "special-step", "special-aliases", "special-checkpoint", "special-extend",
+                "special-env", "special-recipe", "special-data", "non-utf8-name",
+                "non-utf8-content", "huge-value", "huge-steps", "deep-flow", "deep-block",
+                "extend-self", "extend-deep", "var-cycle", "include-steps-many",
                 "alias-recursive",
             ]
-        )
+        )  # fmt: skip
         getattr(self, "h_" + kind.replace("-", "_"))()
         self.done.append(f"hostile:{kind}")
 
@@ -908,10 +860,10 @@ def names_a_file(line: str, result: FuzzResult) -> bool:
         return True
     cwd = Path(str(result.meta.get("cwd", ".")))
     for token in re.findall(r"[^\s'\"`(),]+", line):
-        token = token.rstrip(".:;")
-        if "/" in token or token.endswith((".sh", ".txt")):
-            candidate = cwd / token
-            if os.path.lexists(token) or os.path.lexists(candidate):
+        word = token.rstrip(".:;")
+        if "/" in word or word.endswith((".sh", ".txt")):
+            candidate = cwd / word
+            if os.path.lexists(word) or os.path.lexists(candidate):
                 return True
     return any(name in line for name in ("special.", "/dev/", "steps/", ".yaml", ".yml"))
 
@@ -1150,7 +1102,8 @@ def payload_step(name: str, number: int, kib: int, sleep: float, extra: str = ""
         "          done\n"
         f"          head -c {kib * 1024} /dev/urandom > /data/f{number}\n"
         f"          echo '{extra}' >> /data/f{number}\n"
-        f"          md5sum /data/f{number} > /data/f{number}.tmp && mv /data/f{number}.tmp /data/f{number}.md5\n"
+        f"          md5sum /data/f{number} > /data/f{number}.tmp\n"
+        f"          mv /data/f{number}.tmp /data/f{number}.md5\n"
         + (f"          sleep {sleep}\n" if sleep else "")
     )
 
@@ -1173,7 +1126,8 @@ def write_recipe(
         body += payload_step(f"s{k}", k, kib, sleep, f"$${{{variable}}}" if k == 1 else "")
     body += (
         "  - verify:\n    - check:\n      - exec_in: |\n"
-        f"          test $(ls /data/*.md5 | wc -l) -eq {steps} || {{ echo CAMPAIGN-CORRUPT count; exit 3; }}\n"
+        f"          test $(ls /data/*.md5 | wc -l) -eq {steps} \\\n"
+        "            || { echo CAMPAIGN-CORRUPT count; exit 3; }\n"
         "          for s in /data/*.md5; do\n"
         '            md5sum -c "$s" >/dev/null 2>&1 || { echo "CAMPAIGN-CORRUPT $s"; exit 3; }\n'
         "          done\n"
@@ -1227,7 +1181,7 @@ def verify_checkpoints(
     chosen = (
         list(ids)
         if every
-        else ([ids[-1]] + rng.sample(ids[:-1], min(1, len(ids) - 1)) if ids else [])
+        else ([ids[-1], *rng.sample(ids[:-1], min(1, len(ids) - 1))] if ids else [])
     )
     for step_id in chosen:
         log = CAPTURE / f"verify-{step_id}.json"
@@ -1406,7 +1360,8 @@ def kill_trial(
     ] += 1
     if done.timed_out:
         stats.hung_after_signal += 1
-    where = f"{backend.name} trial {trial} {name} at {target if moment != 'apply' else 'apply'} +{delay * 1000:.0f} ms"
+    at = target if moment != "apply" else "apply"
+    where = f"{backend.name} trial {trial} {name} at {at} +{delay * 1000:.0f} ms"
     left = leftovers(directory, marker, grace=5)
     if left.processes:
         stats.processes.append(f"{where}: " + left.describe()[:400])
@@ -1548,7 +1503,12 @@ def part_concurrent(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         gen = ["-g", f"gen:c{number}"]
         results: dict[str, Run] = {}
 
-        def start(name: str, gen: list[str] = gen, env: dict[str, str] = env) -> None:
+        def start(
+            name: str,
+            gen: list[str] = gen,
+            env: dict[str, str] = env,
+            results: dict[str, Run] = results,
+        ) -> None:
             results[name] = run(
                 kameleon("build", "--script", "-c", *gen, RECIPE),
                 cwd=directory,
@@ -1621,8 +1581,10 @@ def part_concurrent(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             for p in problems
         ]
         print(
-            f"  round {number}: A exit {a.rc} ({a.seconds:.1f} s), B exit {b.rc} ({b.seconds:.1f} s)"
-            f"{' refused' if was_refused else ''}{' CORRUPT' if verdict.corrupt or after.rc else ''}",
+            f"  round {number}: A exit {a.rc} ({a.seconds:.1f} s), "
+            f"B exit {b.rc} ({b.seconds:.1f} s)"
+            f"{' refused' if was_refused else ''}"
+            f"{' CORRUPT' if verdict.corrupt or after.rc else ''}",
             flush=True,
         )
     clean_up(directory, marker, remove=True)
@@ -1702,7 +1664,8 @@ def part_diskfull(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             )
             print(
                 f"  free after: {df.free >> 10} KiB; listed checkpoints: {len(ids)} "
-                f"(build -l exit {listing.rc}); restored OK: {verdict.checked - len(verdict.corrupt)}"
+                f"(build -l exit {listing.rc}); restored OK: "
+                f"{verdict.checked - len(verdict.corrupt)}"
                 f"/{verdict.checked}; left after the failure: {left.describe() or 'nothing'}"
             )
             print(
@@ -1903,7 +1866,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work = args.work.resolve()
     args.out = args.out.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
-    global CAPTURE
+    global CAPTURE  # noqa: PLW0603  (one scratch root for the whole run)
     CAPTURE = args.work / "capture"
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
