@@ -886,7 +886,9 @@ def classify(result: FuzzResult, mem_limit: int) -> list[str]:
         kinds.append("hang")
     if result.signal:
         kinds.append(f"signal-{signal.Signals(result.signal).name}")
-    if "MemoryError" in text or result.maxrss >= mem_limit or "Cannot allocate memory" in text:
+    # main() prints a MemoryError as "fatal error has occurred : ." (its text is empty)
+    empty_fatal = result.rc == 154 and "has occurred : ." in text and result.maxrss > mem_limit // 4
+    if "MemoryError" in text or result.maxrss >= mem_limit or empty_fatal:
         kinds.append("over-1GiB")
     if "Traceback" in text or result.rc in (154, 199):
         kinds.append("traceback")
