@@ -10,8 +10,10 @@ semantics (``kameleon-semantics.md`` §4.3-4.4):
   2`` fail (apt and dpkg print no progress bars), and there is no controlling terminal
   (opening ``/dev/tty`` fails at once with ``ENXIO`` instead of waiting for a user).
   The outer ``bash -c`` stays the parent of the context shell, as in upstream, so that a
-  command's ``$PPID`` is never this Python process; it also starts a watchdog that kills
-  the context's process group when this process dies (its *lifeline* pipe closes), as a
+  command's ``$PPID`` is never this Python process. It runs under a supervisor
+  (:mod:`kameleon_nb.engine.processes`), with every signal at its default disposition,
+  that ends every process the context started (``setsid`` daemons too) when the
+  context is closed or this process dies, as a
   terminal hang-up would. A bootstrap line then sets up the context environment
   (``USER``/``HOME`` defaults, ``PATH`` prefix, ``LC_ALL``, ``DEBIAN_FRONTEND``,
   ``KAMELEON_CONTEXT_NAME``, ``KAMELEON_WORKDIR``, ``fail``, ``__download``, proxy
@@ -67,6 +69,7 @@ from types import FrameType, TracebackType
 from typing import Final, NamedTuple, NoReturn, Self
 
 from kameleon_nb.core.contexts import ContextSpec
+from kameleon_nb.engine import processes
 from kameleon_nb.engine.contexts import CommandResult
 from kameleon_nb.errors import (
     CommandTimeoutError,
@@ -487,99 +490,6 @@ def _last_output(tail: str) -> str:
     return f" Last output:\n{tail}" if tail else ""
 
 
-class _ProcessInfo(NamedTuple):
-    """What ``/proc/PID/stat`` says about a process."""
-
-    pid: int
-    ppid: int
-    start_ticks: int
-
-
-def _session_processes(sid: int) -> list[_ProcessInfo]:
-    """The live processes of session ``sid`` (Linux ``/proc``)."""
-    found = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            # fields[0] is the state (field 3 of proc(5)), so field N is fields[N - 3]
-            if len(fields) > 19 and fields[3] == str(sid) and fields[0] not in ("Z", "X"):
-                found.append(_ProcessInfo(int(entry.name), int(fields[1]), int(fields[19])))
-    return found
-
-
-def _session_members(sid: int) -> list[int]:
-    """Pids of the processes of session ``sid``."""
-    return [info.pid for info in _session_processes(sid)]
-
-
-def _innermost_pid(pid: int) -> int | None:
-    """The pid of ``pid`` as its own PID namespace numbers it (``NSpid``), if readable."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("NSpid:"):
-                    return int(line.split()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _find_shell(sid: int, own_pid: int) -> int | None:
-    """The pid (in our PID namespace) of the context shell whose ``$$`` is ``own_pid``.
-
-    The shell runs in session ``sid``, possibly in a PID namespace of its own (a chroot
-    backend's ``unshare --pid``), where it has another number.
-    """
-    candidates = [
-        info.pid for info in _session_processes(sid) if _innermost_pid(info.pid) == own_pid
-    ]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _boot_ticks() -> int:
-    """Now, in the clock ticks since boot that ``/proc/PID/stat`` start times use."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
-
-
-def _command_processes(sid: int, shell_pid: int | None, since: int) -> list[int]:
-    """The processes a command started: descendants of the shell started since ``since``.
-
-    Background jobs of earlier commands are left alone, as a terminal with job control
-    would leave them. Without a known shell pid, every process of the session started
-    since then counts.
-    """
-    processes = _session_processes(sid)
-    recent = [p.pid for p in processes if p.start_ticks >= since - 1]
-    if shell_pid is None:
-        return recent
-    children: dict[int, list[int]] = {}
-    for info in processes:
-        children.setdefault(info.ppid, []).append(info.pid)
-    descendants: set[int] = set()
-    todo = list(children.get(shell_pid, []))
-    while todo:
-        pid = todo.pop()
-        if pid not in descendants:
-            descendants.add(pid)
-            todo.extend(children.get(pid, []))
-    return [pid for pid in recent if pid in descendants]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 class ContextShell:
     """A long-lived bash for one Kameleon context (``local``, ``out`` or ``in``).
 
@@ -616,10 +526,9 @@ class ContextShell:
         self._grace = interrupt_grace
         self._fast_path = fast_path
         self._name = spec.name.value
-        self._child: subprocess.Popen[bytes] | None = None
+        self._child: processes.Supervised | None = None
         self._in_fd = -1
         self._out_fd = -1
-        self._lifeline = -1
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._out_poll = select.poll()
         self._checked_at = 0.0
@@ -719,7 +628,7 @@ class ContextShell:
             )
         self._parse_report(output)
         assert self._child is not None
-        self._shell_host_pid = _find_shell(self._child.pid, self._shell_pid)
+        self._shell_host_pid = processes.find_in_session(self._child.pid, self._shell_pid)
         log.debug(
             "%s context started in %.3f s (shell pid %d)",
             self._name,
@@ -781,7 +690,7 @@ class ContextShell:
             self._interrupt_requested = False
             self._pending_id = cmd_id
             try:
-                self._command_since = _boot_ticks()
+                self._command_since = processes.boot_ticks()
                 self._send(line)
                 try:
                     status = self._await(cmd_id, output, deadline=deadline)
@@ -945,48 +854,36 @@ class ContextShell:
         env = dict(os.environ)
         for name in ("PROMPT_COMMAND", "TMOUT", "HISTFILE", "PS0", "PS1", "PS2", "PS4"):
             env.pop(name, None)
-        lifeline_read, lifeline = os.pipe()
         # "; exit $?" keeps this bash -c as the parent of the context shell (as upstream's
-        # "source ...; cmd" does): a command's $PPID is then not this Python process. The
-        # cd is for launchers: entering a mount namespace moves a process to its root.
-        # The watchdog kills the process group when this process dies (the lifeline's
-        # write end, which only this process holds, closes), as a terminal's hang-up
-        # would: nothing a build started outlives it.
+        # "source ...; cmd" does): a command's $PPID is then not the supervisor. The cd
+        # is for launchers: entering a mount namespace moves a process to its root.
         command = (
-            f"{{ builtin read -r -u {lifeline_read} __knb_x; builtin kill -KILL 0; }} "
-            f"</dev/null >/dev/null 2>&1 & builtin exec {lifeline_read}<&-; "
             f"cd -- {shlex.quote(self._spec.start_dir)} && "
             f"{self._spec.cmd} {_BASH_OPTIONS}; exit $?"
         )
         argv = [*self._spec.launcher, "/bin/bash", "-c", command]
         log.debug("starting %s context: %s (in %s)", self._name, argv, self._spec.start_dir)
         try:
-            child = subprocess.Popen(
+            supervised = processes.spawn(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=self._spec.start_dir,
                 env=env,
-                bufsize=0,
-                start_new_session=True,
-                pass_fds=(lifeline_read,),
             )
         except OSError as err:
-            os.close(lifeline)
             raise ContextError(
                 f"Cannot start the {self._name}_context with {shlex.join(argv)!r}: {err}"
             ) from err
-        finally:
-            os.close(lifeline_read)
+        child = supervised.process
         assert child.stdin is not None
         assert child.stdout is not None
-        self._child = child
+        self._child = supervised
         self._in_fd = child.stdin.fileno()
         self._out_fd = child.stdout.fileno()
         os.set_blocking(self._in_fd, False)
         os.set_blocking(self._out_fd, False)
-        self._lifeline = lifeline
         self._out_poll = select.poll()
         self._out_poll.register(self._out_fd, select.POLLIN)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -1321,39 +1218,20 @@ class ContextShell:
         return f"the shell exited with status {status}"
 
     def _kill_process(self) -> None:
-        """End the context's whole session (its watchdog too) and reap the shell."""
+        """End the context's whole process tree and reap the shell.
+
+        The supervisor does it: ``SIGHUP`` and ``SIGTERM`` to every process the
+        context started (its background jobs and daemons too), ``SIGKILL`` to those
+        left a second later; it exits when none is left.
+        """
         child, self._child = self._child, None
         if child is None:
             return
-        members = [pid for pid in _session_members(child.pid) if pid != child.pid]
-        # once reaped (poll), the leader's pid may belong to another process: spare it
-        leader = [child.pid] if child.poll() is None else []
-        for pid in [*leader, *members]:
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, sig)
-        limit = time.monotonic() + 1.0
-        while time.monotonic() < limit and (
-            child.poll() is None or any(_pid_alive(p) for p in members)
-        ):
-            time.sleep(0.005)
-        leader = [child.pid] if child.poll() is None else []
-        survivors = [pid for pid in [*leader, *members] if _pid_alive(pid)]
-        for pid in survivors:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        limit = time.monotonic() + 1.0
-        while time.monotonic() < limit and any(_pid_alive(p) for p in survivors):
-            time.sleep(0.005)
-        with contextlib.suppress(OSError):
-            os.close(self._lifeline)
-        self._lifeline = -1
-        for stream in (child.stdin, child.stdout):
+        child.end()
+        for stream in (child.process.stdin, child.process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=5)
         self._in_fd = self._out_fd = -1
         log.debug("%s context closed", self._name)
 
@@ -1369,7 +1247,7 @@ class ContextShell:
         child = self._child
         if child is None:
             return
-        targets = _command_processes(child.pid, self._shell_host_pid, self._command_since)
+        targets = processes.command_processes(child.pid, self._shell_host_pid, self._command_since)
         sig = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[min(stage, 2)]
         if stage == 0 and self._shell_host_pid is not None:
             targets = [self._shell_host_pid, *targets]
