@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Final, NamedTuple
 
 __all__ = [
+    "END_GRACE",
     "ProcessInfo",
     "Supervised",
     "boot_ticks",

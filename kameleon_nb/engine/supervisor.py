@@ -1,6 +1,6 @@
 """The supervisor of one process tree: nothing it starts outlives the build.
 
-Run as a script (``python -I -S supervisor.py LIFELINE GRACE -- ARGV...``) by
+Run as a script (``python -I -S supervisor.py LIFELINE GRACE [-g] -- ARGV...``) by
 :mod:`kameleon_nb.engine.processes`, never imported by the package: it uses the standard
 library only, so that it starts in a few milliseconds.
 
@@ -18,6 +18,10 @@ otherwise pass that on to every command), and waits for one of:
   without a word, or killed), and the tree gets ``SIGKILL`` at once;
 * ``SIGHUP`` or ``SIGTERM`` to the supervisor: a graceful end;
 * the end of ``ARGV``'s process: what it left behind gets the graceful end.
+
+With ``-g``, ``ARGV`` runs in a process group of its own, so that a command's ``kill
+0`` does not reach the supervisor (for a process in a session of its own; not for one
+that must stay in the terminal's foreground group).
 
 It exits once it has no child left (every process of the tree has been reaped), with
 the status of ``ARGV``'s process (``128+N`` for a signal N). It ignores ``SIGINT`` and

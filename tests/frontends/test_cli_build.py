@@ -195,3 +195,31 @@ def test_interactive_menu_opens_a_shell_in_a_context(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_the_menu_shell_gets_ctrl_c_and_takes_its_jobs_with_it(tmp_path):
+    # Ctrl-C is the shell's (not kameleon's, which would kill it), and what the shell
+    # started, daemons included, ends when it exits.
+    from tests.engine.test_processes import marked, new_marker
+
+    marker = new_marker()
+    write(tmp_path, "setup:\n  - s:\n    - one:\n      - exec_local: 'false'\n")
+    child = _spawn(tmp_path)
+    child.expect_exact("answer ? [r/c/a/l/o/i]: ")
+    child.sendline("l")
+    child.expect_exact("Starting interactive shell")
+    child.sendline(f"setsid -f sleep {marker} </dev/null >/dev/null 2>&1; sleep {marker} &")
+    child.sendline("echo started-$((6 * 7)); sleep 300")
+    child.expect_exact("started-42")
+    child.sendintr()
+    child.sendline("echo alive-$((6 * 7))")
+    child.expect_exact("alive-42")
+    assert len(marked(marker)) == 2
+    child.sendline("exit")
+    child.expect_exact("Getting back to Kameleon...")
+    assert marked(marker) == []
+    child.expect_exact("answer ? [r/c/a/l/o/i]: ")
+    child.sendline("a")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 8  # aborted

@@ -781,9 +781,10 @@ class ContextShell:
             return "the shell is not running"
         status = child.poll()
         if status is None:
-            # its pipes close just before its exit status can be collected
+            # its pipes close just before its exit status can be collected (the
+            # supervisor first ends what the shell left behind: up to END_GRACE)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                status = child.wait(timeout=1.0)
+                status = child.wait(timeout=processes.END_GRACE + 5.0)
         if status is None:
             return "the shell closed its output"
         if status < 0:
