@@ -84,6 +84,24 @@ def marked(marker: str) -> list[int]:
     return found
 
 
+def describe(pids: list[int]) -> str:
+    """Who the processes are: pid, ppid, state, session and argv of each."""
+    lines = []
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        lines.append(f"{pid} ppid={fields[1]} state={fields[0]} sid={fields[3]} {argv}")
+    return "\n".join(lines)
+
+
+def assert_none_left(marker: str) -> None:
+    left = marked(marker)
+    assert not left, describe(left)
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -402,7 +420,9 @@ def test_sigkill_of_the_build_leaves_no_process(rootless, shared_dir):
             build.kill()
             build.wait()
         log.close()
-    wait_until(lambda: not marked(marker), f"processes outlived the build: {marked(marker)}")
+    wait_until(
+        lambda: not marked(marker), f"processes outlived the build: {describe(marked(marker))}"
+    )
 
 
 @pytest.mark.parametrize("rootless", [False, True], ids=["user", "nobody"])
@@ -418,7 +438,7 @@ def test_a_build_that_ends_leaves_no_process(rootless, shared_dir):
         assert build.wait(DEADLINE) == 0, (cwd / "build.log").read_text()
     assert "through" in (cwd / "build.log").read_text()
     # The build waited for its contexts' supervisors: nothing is left, at once.
-    assert marked(marker) == []
+    assert_none_left(marker)
 
 
 def test_closing_a_session_leaves_no_process(tmp_path):
@@ -434,7 +454,7 @@ def test_closing_a_session_leaves_no_process(tmp_path):
         wait_until(lambda: len(marked(marker)) == 6, "the jobs did not start")
     finally:
         session.close()
-    assert marked(marker) == []
+    assert_none_left(marker)
 
 
 def test_a_shell_that_dies_takes_its_jobs_with_it(tmp_path):
@@ -445,7 +465,7 @@ def test_a_shell_that_dies_takes_its_jobs_with_it(tmp_path):
         wait_until(lambda: len(marked(marker)) == 2, "the jobs did not start")
         with pytest.raises(ContextClosedError, match="was closed"):
             sh.run("kill -9 $$")
-        assert marked(marker) == []
+        assert_none_left(marker)
 
 
 def test_kill_zero_in_a_command_spares_the_supervisor(tmp_path):
@@ -456,4 +476,4 @@ def test_kill_zero_in_a_command_spares_the_supervisor(tmp_path):
         sh.run(f"setsid -f sleep {marker} </dev/null >/dev/null 2>&1")
         with pytest.raises(ContextClosedError, match="was closed"):
             sh.run("kill -9 0")
-        assert marked(marker) == []
+        assert_none_left(marker)

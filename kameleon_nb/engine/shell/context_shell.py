@@ -75,7 +75,7 @@ class ContextShell:
     The shell is started lazily, by :meth:`start` or by the first :meth:`run`. If it dies,
     :meth:`run` raises :class:`ContextClosedError`; the next :meth:`run` starts a fresh
     process, which reloads the variables saved on disk. Use it as a context manager so
-    that the process group is always terminated.
+    that every process it started is always ended.
 
     Args:
         spec: how to start the context shell.
@@ -321,7 +321,7 @@ class ContextShell:
         self._interrupt_requested = True
 
     def close(self) -> None:
-        """Terminate the shell and every process of its session, and reap them.
+        """End the shell and every process it started (``setsid`` ones too), and reap them.
 
         Idempotent. Variables saved on disk are kept for a later :meth:`start`. An idle
         shell first finishes saving them (the save runs just after the prompt's
