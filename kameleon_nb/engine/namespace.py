@@ -16,24 +16,20 @@ chroot backend leaves it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import time
 
+from kameleon_nb.engine import processes
 from kameleon_nb.errors import ContextError
 
 __all__ = ["BuildNamespace", "PublishError"]
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-
 
 # Runs in the namespace: copy the tree mounted at $1 into the directory it hides (seen
 # through a non-recursive bind of its parent), with what is mounted inside it left out.
@@ -60,11 +56,6 @@ class PublishError(Exception):
     """A tree of the namespace could not be copied to the host."""
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 class BuildNamespace:
     """The mount namespace shared by a build's context shells."""
 
@@ -82,7 +73,7 @@ class BuildNamespace:
             return
         if not self.supported():
             return
-        self._holder = subprocess.Popen(
+        self._holder = processes.start_holder(
             [
                 shutil.which("unshare") or "unshare",
                 "--mount",
@@ -90,12 +81,7 @@ class BuildNamespace:
                 "private",
                 "sleep",
                 "infinity",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
-            close_fds=True,
+            ]
         )
         self._wait_until_entered()
         log.debug("build mount namespace held by pid %d", self._holder.pid)
@@ -184,15 +170,7 @@ class BuildNamespace:
         argv = [*self.launcher(), "/bin/bash", "-c", _PUBLISH, "publish", tree, hold]
         started = time.monotonic()
         try:
-            done = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-                check=False,
-            )
+            done = processes.run(argv, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise PublishError(f"cannot copy {tree} out of the build namespace: {err}") from err
         if done.returncode == 3:

@@ -3,7 +3,8 @@
 Both ends run as one-shot processes of their context (its command, environment,
 variables and workdir), joined by an OS pipe: bytes flow from one to the other
 without passing through Python, so any size streams with constant memory.
-Neither end changes the variables of its context.
+Neither end changes the variables of its context. Each end runs under a supervisor
+(:mod:`kameleon_nb.engine.processes`): what it starts ends with it, or with the build.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import IO
 
 from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.engine import processes
 from kameleon_nb.engine.contexts import Contexts
 from kameleon_nb.errors import CommandTimeoutError
 
@@ -64,51 +66,52 @@ def run_pipe(
     source_argv = contexts.shell(source[0]).pipe_argv(source[1])
     target_argv = contexts.shell(target[0]).pipe_argv(target[1])
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    producer = subprocess.Popen(
+    producer = processes.spawn(
         source_argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=contexts.spec(source[0]).start_dir,
-        start_new_session=True,
     )
-    assert producer.stdout is not None
-    assert producer.stderr is not None
-    consumer = subprocess.Popen(
-        target_argv,
-        stdin=producer.stdout,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=contexts.spec(target[0]).start_dir,
-        start_new_session=True,
-    )
-    producer.stdout.close()  # the consumer holds the read end now
-    assert consumer.stdout is not None
+    source_out, source_err = producer.process.stdout, producer.process.stderr
+    assert source_out is not None
+    assert source_err is not None
+    try:
+        consumer = processes.spawn(
+            target_argv,
+            stdin=source_out,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=contexts.spec(target[0]).start_dir,
+        )
+    except BaseException:
+        producer.end(graceful=False)
+        raise
+    finally:
+        source_out.close()  # the consumer holds the read end now
+    assert consumer.process.stdout is not None
     relays = [
+        threading.Thread(target=_relay, args=(source_err, source[0], on_output, tail), daemon=True),
         threading.Thread(
-            target=_relay, args=(producer.stderr, source[0], on_output, tail), daemon=True
-        ),
-        threading.Thread(
-            target=_relay, args=(consumer.stdout, target[0], on_output, tail), daemon=True
+            target=_relay, args=(consumer.process.stdout, target[0], on_output, tail), daemon=True
         ),
     ]
     for relay in relays:
         relay.start()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        for process in (consumer, producer):
+        for end in (consumer, producer):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            process.wait(remaining)
+            end.wait(remaining)
     except subprocess.TimeoutExpired as err:
         raise CommandTimeoutError(
             f"pipe from {source[0].value} to {target[0].value} ran longer than {timeout} s"
         ) from err
     finally:
-        for process in (producer, consumer):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        for end in (producer, consumer):
+            end.end(graceful=False)
         for relay in relays:
             relay.join(timeout=5)
-    status = producer.returncode or consumer.returncode
+    producer_status, consumer_status = producer.poll(), consumer.poll()
+    status = producer_status or consumer_status or 0
     return status, "".join(tail)

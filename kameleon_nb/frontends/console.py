@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import IO
@@ -12,6 +11,7 @@ from typing import IO
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.core.plan import BuildOptions, existing_rows
+from kameleon_nb.engine import processes
 from kameleon_nb.engine.builder import Builder, abort_on_failure
 from kameleon_nb.engine.commands import Choice
 from kameleon_nb.engine.events import (
@@ -161,7 +161,7 @@ def _shell_launcher(recipe: ResolvedRecipe) -> Callable[[ContextName], None]:
     def launch(context: ContextName) -> None:
         spec = recipe.contexts[context]
         print("Starting interactive shell")
-        subprocess.call(
+        processes.run_interactive(
             ["bash", "-c", spec.interactive_cmd or spec.cmd],
             cwd=spec.start_dir if os.path.isdir(spec.start_dir) else None,
         )

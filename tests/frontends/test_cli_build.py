@@ -195,3 +195,51 @@ def test_interactive_menu_opens_a_shell_in_a_context(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_the_menu_shell_gets_ctrl_c_and_takes_its_jobs_with_it(tmp_path):
+    # Ctrl-C is the shell's (not kameleon's, which would kill it), and what the shell
+    # started, daemons included, ends when it exits.
+    from tests.engine.test_processes import assert_none_left, marked, new_marker
+
+    marker = new_marker()
+    write(tmp_path, "setup:\n  - s:\n    - one:\n      - exec_local: 'false'\n")
+    child = _spawn(tmp_path)
+    child.expect_exact("answer ? [r/c/a/l/o/i]: ")
+    child.sendline("l")
+    child.expect_exact("Starting interactive shell")
+    child.sendline(f"setsid -f sleep {marker} </dev/null >/dev/null 2>&1; sleep {marker} &")
+    foreground = new_marker()
+    child.sendline(f"sleep {foreground}")
+
+    def in_foreground() -> bool:
+        # its own process group is the terminal's (a Ctrl-C sooner could reach it
+        # between fork and exec, where bash's handler catches it)
+        for pid in marked(foreground):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            if fields[2] == fields[5]:
+                return True
+        return False
+
+    deadline = time.monotonic() + 30
+    while not in_foreground():
+        assert time.monotonic() < deadline, "the foreground sleep did not start"
+        time.sleep(0.02)
+    child.sendintr()
+    # Ctrl-C ends the sleep (the terminal dropped what was typed before it, so the next
+    # line is sent once the sleep is gone)
+    deadline = time.monotonic() + 30
+    while marked(foreground):
+        assert time.monotonic() < deadline, "Ctrl-C did not end the foreground sleep"
+        time.sleep(0.02)
+    child.sendline("echo alive-$((6 * 7))")
+    child.expect_exact("alive-42")
+    assert len(marked(marker)) == 2
+    child.sendline("exit")
+    child.expect_exact("Getting back to Kameleon...")
+    assert_none_left(marker)
+    child.expect_exact("answer ? [r/c/a/l/o/i]: ")
+    child.sendline("a")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 8  # aborted

@@ -1,51 +1,7 @@
-r"""One persistent bash per Kameleon context, driven over pipes.
+"""ContextShell: the process of one context shell, and the commands run in it.
 
-It implements the protocol of ``notebook-design.md`` §1.2 with Kameleon's execution
-semantics (``kameleon-semantics.md`` §4.3-4.4):
-
-* **Spawn.** ``bash -c "<cmd> --noprofile --norc --noediting -i; exit $?"`` from the
-  context's start directory, in a session of its own, with pipes and no terminal: its
-  stdin carries the protocol, and stdout and stderr share one pipe that this module
-  reads. Commands therefore see what upstream gives them: ``test -t 1`` and ``test -t
-  2`` fail (apt and dpkg print no progress bars), and there is no controlling terminal
-  (opening ``/dev/tty`` fails at once with ``ENXIO`` instead of waiting for a user).
-  The outer ``bash -c`` stays the parent of the context shell, as in upstream, so that a
-  command's ``$PPID`` is never this Python process; it also starts a watchdog that kills
-  the context's process group when this process dies (its *lifeline* pipe closes), as a
-  terminal hang-up would. A bootstrap line then sets up the context environment
-  (``USER``/``HOME`` defaults, ``PATH`` prefix, ``LC_ALL``, ``DEBIAN_FRONTEND``,
-  ``KAMELEON_CONTEXT_NAME``, ``KAMELEON_WORKDIR``, ``fail``, ``__download``, proxy
-  variables, the recipe's env script; the rest of the environment is inherited, as
-  upstream's is) and the protocol: empty ``PS1``/``PS2``, history off, and a
-  ``PROMPT_COMMAND`` that prints ``\n__KNB_<nonce>_<id>_<status>__\n``. Each command line
-  also prints a start marker ``\n__KNB_<nonce>_<id>_S__\n``; an interrupt is only sent
-  once it is seen. The shell is interactive (``-i``) without job control: an error such
-  as ``${x:?}`` or a ``SIGINT`` ends the command, never the context.
-* **Transport.** A command is sent as one logical line. Its text is the value of
-  ``__knb_c``, written as ANSI-C quoted words (``$'...'``) of at most 256 characters joined
-  by backslash-newline continuations. Every control character, quote, ``!`` and backslash
-  is escaped, so the shell reads short lines of printable text whatever the command
-  holds, and no process is started to decode it (no base64, no file).
-* **Execution.** Kameleon runs each command in a child of the context shell. Forking
-  costs 0.3-0.4 ms on the project's VMs, close to the whole latency budget, so commands
-  that cannot change anything but variables (no ``cd``, function definition, ``set``,
-  ``exit``, ``exec``, ``trap``, ``&``, ...; see :func:`needs_subshell`) are ``eval``-ed in
-  the persistent shell itself, with ``set -o pipefail -o allexport`` and stdin
-  ``/dev/null``. Every other command runs in a ``( ... )`` subshell whose ``EXIT`` trap
-  writes its variables out, and the persistent shell then loads them. Both paths give
-  Kameleon's observable behaviour: variables persist, ``cd``, functions and options do
-  not, ``exit``/``set -e``/``exec`` end only the command.
-* **Interrupts.** Ctrl-C or a timeout does what a terminal without job control does:
-  ``SIGINT`` to the context shell and to the processes the command started (the shell's
-  descendants started since the command began), then ``SIGTERM`` and ``SIGKILL`` to those
-  processes, then the context is killed.
-* **Variables** are saved after every command in ``<dir>/kameleon_scripts/<ctx>/``:
-  ``bash_env`` holds the exported variables (``declare -px``; ``allexport`` exports every
-  assignment) and ``bash_env.arrays`` the arrays (``declare -pa``/``-pA``), so that they
-  survive a restart of the shell. Bash's read-only and dynamic variables and the
-  protocol's own are never loaded back.
-* **Output** is read in chunks and passed on unchanged, only the unread tail is scanned
-  for markers, and it is published to the caller at most every 100 ms or 64 KiB.
+The package docstring describes the protocol; :mod:`.protocol` holds its pure text
+side, ``protocol.sh`` its bash side and :mod:`.output` the output batching.
 """
 
 from __future__ import annotations
@@ -62,12 +18,24 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import FrameType, TracebackType
-from typing import Final, NamedTuple, NoReturn, Self
+from typing import Final, NoReturn, Self
 
 from kameleon_nb.core.contexts import ContextSpec
+from kameleon_nb.engine import processes
 from kameleon_nb.engine.contexts import CommandResult
+from kameleon_nb.engine.shell.output import Collector, Output, OutputCallback, last_output
+from kameleon_nb.engine.shell.protocol import (
+    MAY_UNSET_RE,
+    NO_TERMINAL_NOTICES,
+    OWN_FUNCTIONS,
+    Scanner,
+    ansi_c_words,
+    helper_functions,
+    needs_subshell,
+    protocol_functions,
+)
 from kameleon_nb.errors import (
     CommandTimeoutError,
     ContextClosedError,
@@ -76,399 +44,17 @@ from kameleon_nb.errors import (
     ShellError,
 )
 
-__all__ = ["CommandResult", "ContextShell", "OutputCallback", "needs_subshell"]
+__all__ = ["ContextShell"]
 
 log = logging.getLogger(__name__)
-
-OutputCallback = Callable[[str], None]
-"""Receives chunks of command output (stdout and stderr merged, ``\\n`` line ends)."""
 
 _BASH_OPTIONS: Final = "--noprofile --norc --noediting -i"
 _READ_SIZE: Final = 65536
 _POLL_INTERVAL: Final = 0.1
-_PUBLISH_INTERVAL: Final = 0.1
-_PUBLISH_SIZE: Final = 65536
-_TAIL_LINES: Final = 20
-_TAIL_CHARS: Final = 16384
-_WORD_CHARS: Final = 256
 _SEND_TIMEOUT: Final = 60.0
 _PIPE_CHUNK: Final = 65536
 _LIVENESS_INTERVAL: Final = 0.1
 _DRAIN_LIMIT: Final = 1 << 20
-# Bash prints these when an interactive shell has no terminal; they are not errors.
-_NO_TERMINAL_NOTICES: Final = re.compile(
-    r"^bash: (?:cannot set terminal process group \(-?\d+\): .*|no job control in this shell)\n",
-    re.MULTILINE,
-)
-_INIT_OUTPUT_LIMIT: Final = 1 << 20
-_OWN_FUNCTIONS: Final = frozenset({"fail", "__download"})
-
-# Variables that are never saved, restored or unset: bash's read-only and dynamic ones,
-# and those whose value would break the protocol of the persistent shell.
-_PROTECTED_VARS: Final = (  # noqa: SIM905
-    "BASHOPTS BASHPID BASH_ALIASES BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_CMDS BASH_COMMAND "
-    "BASH_COMPAT BASH_EXECUTION_STRING BASH_LINENO BASH_REMATCH BASH_SOURCE BASH_SUBSHELL "
-    "BASH_VERSINFO BASH_XTRACEFD COMP_WORDBREAKS DIRSTACK EPOCHREALTIME EPOCHSECONDS EUID "
-    "FUNCNAME FUNCNEST GROUPS HISTCMD HISTFILE IFS IGNOREEOF LINENO MAILCHECK PIPESTATUS "
-    "POSIXLY_CORRECT PPID PROMPT_COMMAND PROMPT_DIRTRIM PS0 PS1 PS2 PS4 RANDOM SECONDS "
-    "SHELLOPTS SRANDOM TMOUT UID _"
-).split()
-
-# Shell words whose use may change the shell itself (not only its variables): a command
-# that contains one of them runs in a subshell. The match is deliberately loose; a false
-# positive only costs a fork.
-_SUBSHELL_WORDS: Final = (  # noqa: SIM905
-    "alias bg bind builtin caller cd command complete compopt coproc declare dirs disown "
-    "enable eval exec exit fc fg function hash history jobs local logout popd pushd "
-    "readonly return set shopt source suspend trap typeset ulimit umask unalias unset wait"
-).split()
-_SPECIAL_VAR_RE: Final = (
-    r"IFS|PS[0-4]|PROMPT_\w+|HIST\w*|TMOUT|POSIXLY_CORRECT|BASH\w*|SHELLOPTS|ENV|CDPATH|"
-    r"GLOBIGNORE|IGNOREEOF|MAIL\w*|FUNCNEST|OPTERR|LINENO|SECONDS|S?RANDOM|EPOCH\w+|"
-    r"COMP_\w+|histchars|auto_resume|EXECIGNORE|INPUTRC|GROUPS|DIRSTACK|PIPESTATUS"
-)
-_SUBSHELL_RE: Final = re.compile(
-    r"(?<![\w-])(?:" + "|".join(_SUBSHELL_WORDS) + r")(?![\w-])"  # state-changing builtins
-    r"|(?<!\w)(?:" + _SPECIAL_VAR_RE + r")(?!\w)"  # variables the shell itself uses
-    r"|__knb"  # the protocol's own names
-    r"|[\w.:@+-]\s*\(\s*\)"  # name () { ...: a function definition
-    r"|(?:^|[\s;&|(){}!`])\.\s"  # ". file"
-    r"|(?<![&|<>])&(?![&>])"  # "cmd &": a background job of the shell
-    r"|\{\w+\}\s*[<>]"  # "{fd}>file": a file descriptor left open
-)
-
-# Only these can remove a variable (unset, or code that is not in the text).
-_MAY_UNSET_RE: Final = re.compile(
-    r"(?<![\w-])(?:unset|source|eval)(?![\w-])|(?:^|[\s;&|(){}!`])\.\s"
-)
-
-_ESCAPES: Final[dict[int, str]] = {code: f"\\x{code:02x}" for code in [*range(1, 32), 127]}
-# ' and ! as \xHH: history expansion, on until the bootstrap line has run, would read
-# \' as the end of a quoted string and expand the ! that follows.
-_ESCAPES.update({0: "", ord("\n"): "\\n", ord("\t"): "\\t", ord("\\"): "\\\\"})
-_ESCAPES.update({ord("'"): "\\x27", ord("!"): "\\x21"})
-
-
-def needs_subshell(text: str, functions: frozenset[str] = frozenset()) -> bool:
-    """Tell whether a command must run in a subshell to keep Kameleon's semantics.
-
-    A command runs in the persistent shell only if nothing in its text can change that
-    shell beyond its variables. The test is conservative: any builtin that changes the
-    directory, options, traps, functions, aliases, limits or file descriptors, any
-    ``exit``/``exec``/``eval``/``source``, a function definition, a background job, a
-    variable the shell itself uses, or a call to a function of the context shell sends the
-    command to a subshell.
-
-    Args:
-        text: the command text.
-        functions: names of the functions defined in the context shell.
-
-    Returns:
-        True if the command must run in a ``( ... )`` subshell.
-
-    >>> needs_subshell("apt-get install -y curl > /dev/null 2>&1 && echo ok")
-    False
-    >>> needs_subshell("cd /tmp && make")
-    True
-    >>> needs_subshell("x=1; y=$((x + 1))")
-    False
-    >>> needs_subshell("sleep 10 &")
-    True
-    """
-    if _SUBSHELL_RE.search(text):
-        return True
-    return any(name in text for name in functions)
-
-
-def _ansi_c_words(text: str) -> str:
-    """Quote ``text`` as ANSI-C words joined by line continuations.
-
-    Every physical line stays below about 1 KiB and holds printable characters only, so
-    the TTY's canonical mode neither truncates nor interprets it. NUL characters, which no
-    bash string can hold, are dropped.
-    """
-    if not text:
-        return "''"
-    return "\\\n".join(
-        "$'" + text[i : i + _WORD_CHARS].translate(_ESCAPES) + "'"
-        for i in range(0, len(text), _WORD_CHARS)
-    )
-
-
-def _table_entries(names: list[str]) -> str:
-    return " ".join(f"[{name}]=1" for name in names)
-
-
-def _all_names() -> str:
-    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-    letters += [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["_"]
-    return " ".join("${!" + letter + "@}" for letter in letters)
-
-
-# Protocol functions of the persistent shell. Placeholders: @P@ is the table of protected
-# names, @U@ their list (for unset), @ALL@ expands to every variable name.
-#
-# Variables are saved in two files: $__knb_dump holds the exported variables (allexport
-# exports every assignment of a command) as "declare -px" prints them, so the shell can
-# simply source it; $__knb_dump.arrays holds the arrays, which include bash's own and go
-# through __knb_arrays. Files are overwritten in place (1<>, no truncation: ext4 makes a
-# truncation cost more than the write), so each ends with "return 0" and may have stale
-# bytes after it.
-_PROTOCOL: Final = r"""
-declare -A __knb_prot=(@P@)
-__knb_go() {
-  builtin export -n __knb_c 2>"$__knb_null"
-  __knb_id=$1 __knb_mode=$2
-  builtin printf '\n__KNB_%s_%s_S__\n' "$__knb_nonce" "$1"
-  [[ $2 == int ]] || builtin set -o pipefail -o allexport
-}
-__knb_save() {
-  { builtin declare -px; builtin echo 'return 0'; } 1<>"$__knb_dump" 2>"$__knb_null"
-  { builtin declare -pa; builtin declare -pA; builtin echo 'return 0'
-  } 1<>"$__knb_dump.arrays" 2>"$__knb_null"
-}
-__knb_prompt() {
-  builtin set +o allexport +o pipefail
-  builtin printf '\n__KNB_%s_%s_%s__\n' "$__knb_nonce" "$__knb_id" "$1"
-  __knb_id=0 __knb_c=
-  if ! [[ . -ef $__knb_wd ]]; then
-    __knb_p=${PWD-} __knb_o=${OLDPWD-}
-    builtin cd -- "$__knb_wd" 2>"$__knb_null"
-    PWD=$__knb_p OLDPWD=$__knb_o
-  fi
-  # Which saved variables to load now (at top level, in PROMPT_COMMAND), if any.
-  case $__knb_mode in
-    sub) __knb_load=("$__knb_dump") ;;
-    subu) __knb_unset_all; __knb_load=("$__knb_dump") ;;
-    reset) __knb_unset_all; __knb_load=("$__knb_dump.init") ;;
-    restore) __knb_unset_all; __knb_load=("$__knb_dump.init" "$__knb_dump") ;;
-    *) __knb_mode=; __knb_load=(); __knb_save ;;
-  esac
-}
-__knb_snapshot() {
-  { builtin declare -px; builtin echo 'return 0'; } >|"$__knb_dump.init"
-  { builtin declare -pa; builtin declare -pA; builtin echo 'return 0'
-  } >|"$__knb_dump.init.arrays"
-}
-__knb_unset_all() {
-  for __knb_v in @ALL@; do
-    [[ -n ${__knb_prot[$__knb_v]-} || $__knb_v == __knb* ]] \
-      || builtin unset -v "$__knb_v" 2>"$__knb_null"
-  done
-}
-__knb_arrays() {
-  __knb_l=()
-  builtin mapfile -t __knb_l < "$1.arrays" 2>"$__knb_null"
-  __knb_n=0
-  for __knb_v in "${__knb_l[@]}"; do
-    [[ $__knb_v == 'return 0' ]] && break
-    if [[ $__knb_v == 'declare -'* ]]; then
-      __knb_r=${__knb_v#* }
-      __knb_r=${__knb_r#* }
-      __knb_k=${__knb_r%%=*}
-      if [[ -n ${__knb_prot[$__knb_k]-} || $__knb_k == __knb* ]]; then
-        # Keep the syntax (a value may span lines) but assign a scratch variable.
-        if [[ $__knb_r != *=* ]]; then
-          __knb_l[__knb_n]=:
-        else
-          __knb_f=${__knb_v#declare -}
-          if [[ ${__knb_f%% *} == *A* ]]; then
-            __knb_l[__knb_n]="declare -A __knb_zA=${__knb_r#*=}"
-          else
-            __knb_l[__knb_n]="declare -a __knb_z=${__knb_r#*=}"
-          fi
-        fi
-      fi
-    fi
-    __knb_n=$((__knb_n + 1))
-  done
-  builtin printf -v __knb_s '%s\n' "${__knb_l[@]:0:__knb_n}"
-  __knb_l=() __knb_v= __knb_r= __knb_k= __knb_f=
-}
-__knb_vars() {
-  __knb_l=()
-  for __knb_v in @ALL@; do
-    [[ -n ${__knb_prot[$__knb_v]-} || $__knb_v == __knb* ]] || __knb_l+=("$__knb_v")
-  done
-  [[ ${#__knb_l[@]} -eq 0 ]] || builtin declare -p -- "${__knb_l[@]}"
-  __knb_l=() __knb_v=
-}
-__knb_trap='{ builtin set +xveu; } 2>"$__knb_null"
-builtin set -- "$__knb_dump" "$__knb_null"
-builtin unset -v @U@ "${!__knb@}" 2>"$2"
-{ builtin declare -px; builtin echo "return 0"; } 1<>"$1" 2>"$2"
-{ builtin declare -pa; builtin declare -pA; builtin echo "return 0"; } 1<>"$1.arrays" 2>"$2"'
-"""
-
-# Run by PROMPT_COMMAND at top level, so that loaded declarations create global
-# variables: after a subshell, its variables replace those of the persistent shell; a
-# reset or restore starts again from the snapshot of the initial environment.
-_PROMPT_COMMAND: Final = (
-    "__knb_prompt $?; [[ -z $__knb_mode ]] || { builtin set -o allexport; "
-    'for __knb_lf in "${__knb_load[@]}"; do '
-    'builtin source "$__knb_lf" 2>"$__knb_null"; __knb_arrays "$__knb_lf"; '
-    'builtin eval "$__knb_s" 2>"$__knb_null"; done; builtin set +o allexport; '
-    "builtin unset -v __knb_z __knb_zA; __knb_s= __knb_load=(); "
-    "[[ $__knb_mode == sub ]] || __knb_save; __knb_mode=; }"
-)
-
-_DOWNLOAD: Final = r"""
-__download() {
-  builtin echo "Downloading: $1..."
-  if command -v curl >/dev/null 2>&1; then
-    curl -# -L --fail --retry 3 -o "$2" "$1" 2>&1
-  elif command -v wget >/dev/null 2>&1; then
-    wget --progress=bar:force -O "$2" "$1" 2>&1
-  elif command -v python3 >/dev/null 2>&1; then
-    python3 -c 'import sys, urllib.request as u; u.urlretrieve(sys.argv[1], sys.argv[2])' \
-      "$1" "$2"
-  else
-    fail "Cannot download $1: neither curl, wget nor python3 is available"
-  fi
-}
-fail() {
-  builtin echo "$@" 1>&2
-  return 1
-}
-builtin export -f fail __download
-"""
-
-
-class _Marker(NamedTuple):
-    """A protocol marker found in the output: start (status None) or end of a command."""
-
-    cmd_id: int
-    status: int | None
-
-
-# An interactive bash with no terminal reports, each time a foreground pipeline ends on a
-# signal (``yes | head`` ends ``yes`` with SIGPIPE), that it could not reset the terminal
-# it does not have. That line is the shell's, never the command's: it is dropped.
-_TTY_NOISE_RE: Final = re.compile(
-    r"^[^\n:]*: \[\d+: \d+ \(\d+\)\] tcsetattr: Inappropriate ioctl for device(?:\n|\Z)",
-    re.M,
-)
-
-
-class _Scanner:
-    """Turn the shell's output into command output text and protocol markers.
-
-    The text passes unchanged (carriage returns are the command's own). Only the
-    unread tail is kept and searched, so the cost is linear in the output.
-    """
-
-    def __init__(self, nonce: str) -> None:
-        self._lead = f"\n__KNB_{nonce}_"
-        self._marker_re = re.compile(re.escape(self._lead) + r"(\d+)_(\d+|S)__\n")
-        self._partial_re = re.compile(r"(?:\d*|\d+_(?:\d*|S)_{0,2})\Z")
-        self._buf = ""
-        self._eat_newline = False  # a complaint ended a chunk: its newline comes next
-
-    def feed(self, chunk: str) -> list[str | _Marker]:
-        """Add a chunk; return the output text and markers it completes, in order."""
-        buf = self._buf + chunk
-        items: list[str | _Marker] = []
-        start = search = 0
-        hold = -1
-        lead = self._lead
-        while (i := buf.find(lead, search)) >= 0:
-            match = self._marker_re.match(buf, i)
-            if match is None:
-                if self._partial_re.match(buf, i + len(lead)):
-                    hold = i
-                    break
-                search = i + 1
-                continue
-            if i > start:
-                items.append(buf[start:i])
-            status = match.group(2)
-            items.append(_Marker(int(match.group(1)), None if status == "S" else int(status)))
-            start = search = match.end()
-        if hold < 0:
-            hold = len(buf)
-            newline = buf.rfind("\n", max(start, len(buf) - len(lead) + 1))
-            if newline >= 0 and lead.startswith(buf[newline:]):
-                hold = newline
-        if hold > start:
-            items.append(buf[start:hold])
-        self._buf = buf[hold:]
-        return [self._quiet(i) if isinstance(i, str) else i for i in items]
-
-    def _quiet(self, text: str) -> str:
-        """The text without the shell's own tty complaints (see ``_TTY_NOISE_RE``)."""
-        if self._eat_newline and text.startswith("\n"):
-            text = text[1:]
-        self._eat_newline = False
-        if "tcsetattr" not in text:
-            return text
-        matches = list(_TTY_NOISE_RE.finditer(text))
-        last = matches[-1] if matches else None
-        # a complaint cut at the end of this text: its newline starts the next one
-        self._eat_newline = last is not None and last.end() == len(text) and text[-1] != "\n"
-        return _TTY_NOISE_RE.sub("", text)
-
-    def drain(self) -> str:
-        """Return and forget the text held back (when no marker can follow any more)."""
-        text = self._buf
-        self._buf = ""
-        return text
-
-
-class _Output:
-    """Publish output in batches and keep a bounded tail of it."""
-
-    def __init__(self, callback: OutputCallback | None) -> None:
-        self._callback = callback
-        self._parts: list[str] = []
-        self._size = 0
-        self._last = time.monotonic()
-        self._tail = ""
-
-    def add(self, text: str) -> None:
-        if len(text) >= _TAIL_CHARS:
-            self._tail = text[-_TAIL_CHARS:]
-        else:
-            self._tail = (self._tail + text)[-_TAIL_CHARS:]
-        if self._callback is not None:
-            self._parts.append(text)
-            self._size += len(text)
-            if self._size >= _PUBLISH_SIZE:
-                self.flush()
-
-    def tick(self, now: float) -> None:
-        if self._parts and now - self._last >= _PUBLISH_INTERVAL:
-            self.flush()
-
-    def flush(self) -> None:
-        self._last = time.monotonic()
-        if not self._parts or self._callback is None:
-            return
-        text = "".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        self._callback(text)
-
-    def tail(self) -> str:
-        return "\n".join(self._tail.split("\n")[-_TAIL_LINES - 1 :]).strip("\n")
-
-
-class _Collector:
-    """An output callback that keeps everything (bounded), for internal commands."""
-
-    def __init__(self, limit: int = _INIT_OUTPUT_LIMIT) -> None:
-        self._parts: list[str] = []
-        self._size = 0
-        self._limit = limit
-
-    def __call__(self, text: str) -> None:
-        self._parts.append(text)
-        self._size += len(text)
-        while self._size > self._limit and len(self._parts) > 1:
-            self._size -= len(self._parts.pop(0))
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
 
 
 class _Dead(Exception):
@@ -483,110 +69,13 @@ class _GaveUp(Exception):
     """The command could not be stopped; the context was killed."""
 
 
-def _last_output(tail: str) -> str:
-    return f" Last output:\n{tail}" if tail else ""
-
-
-class _ProcessInfo(NamedTuple):
-    """What ``/proc/PID/stat`` says about a process."""
-
-    pid: int
-    ppid: int
-    start_ticks: int
-
-
-def _session_processes(sid: int) -> list[_ProcessInfo]:
-    """The live processes of session ``sid`` (Linux ``/proc``)."""
-    found = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            # fields[0] is the state (field 3 of proc(5)), so field N is fields[N - 3]
-            if len(fields) > 19 and fields[3] == str(sid) and fields[0] not in ("Z", "X"):
-                found.append(_ProcessInfo(int(entry.name), int(fields[1]), int(fields[19])))
-    return found
-
-
-def _session_members(sid: int) -> list[int]:
-    """Pids of the processes of session ``sid``."""
-    return [info.pid for info in _session_processes(sid)]
-
-
-def _innermost_pid(pid: int) -> int | None:
-    """The pid of ``pid`` as its own PID namespace numbers it (``NSpid``), if readable."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("NSpid:"):
-                    return int(line.split()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _find_shell(sid: int, own_pid: int) -> int | None:
-    """The pid (in our PID namespace) of the context shell whose ``$$`` is ``own_pid``.
-
-    The shell runs in session ``sid``, possibly in a PID namespace of its own (a chroot
-    backend's ``unshare --pid``), where it has another number.
-    """
-    candidates = [
-        info.pid for info in _session_processes(sid) if _innermost_pid(info.pid) == own_pid
-    ]
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _boot_ticks() -> int:
-    """Now, in the clock ticks since boot that ``/proc/PID/stat`` start times use."""
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
-
-
-def _command_processes(sid: int, shell_pid: int | None, since: int) -> list[int]:
-    """The processes a command started: descendants of the shell started since ``since``.
-
-    Background jobs of earlier commands are left alone, as a terminal with job control
-    would leave them. Without a known shell pid, every process of the session started
-    since then counts.
-    """
-    processes = _session_processes(sid)
-    recent = [p.pid for p in processes if p.start_ticks >= since - 1]
-    if shell_pid is None:
-        return recent
-    children: dict[int, list[int]] = {}
-    for info in processes:
-        children.setdefault(info.ppid, []).append(info.pid)
-    descendants: set[int] = set()
-    todo = list(children.get(shell_pid, []))
-    while todo:
-        pid = todo.pop()
-        if pid not in descendants:
-            descendants.add(pid)
-            todo.extend(children.get(pid, []))
-    return [pid for pid in recent if pid in descendants]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 class ContextShell:
     """A long-lived bash for one Kameleon context (``local``, ``out`` or ``in``).
 
     The shell is started lazily, by :meth:`start` or by the first :meth:`run`. If it dies,
     :meth:`run` raises :class:`ContextClosedError`; the next :meth:`run` starts a fresh
     process, which reloads the variables saved on disk. Use it as a context manager so
-    that the process group is always terminated.
+    that every process it started is always ended.
 
     Args:
         spec: how to start the context shell.
@@ -616,15 +105,14 @@ class ContextShell:
         self._grace = interrupt_grace
         self._fast_path = fast_path
         self._name = spec.name.value
-        self._child: subprocess.Popen[bytes] | None = None
+        self._child: processes.Supervised | None = None
         self._in_fd = -1
         self._out_fd = -1
-        self._lifeline = -1
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._out_poll = select.poll()
         self._checked_at = 0.0
         self._exited = False
-        self._scanner = _Scanner("0")
+        self._scanner = Scanner("0")
         self._nonce = ""
         self._next_id = 1
         self._pending_id: int | None = None
@@ -689,18 +177,18 @@ class ContextShell:
     def _initialize(self, *, keep: bool, restore: str | None) -> None:
         init_id = self._new_id()
         script = self._init_script(init_id, keep=keep, restore=restore)
-        collector = _Collector()
-        sink = _Output(collector)
+        collector = Collector()
+        sink = Output(collector)
         began = time.monotonic()
         try:
-            self._send(f'__knb_c={_ansi_c_words(script)}; builtin eval "$__knb_c"\n')
+            self._send(f'__knb_c={ansi_c_words(script)}; builtin eval "$__knb_c"\n')
             status = self._await(
                 init_id, sink, deadline=began + self._start_timeout, interruptible=False
             )
         except (_Dead, ShellError) as err:
             sink.add(self._leftover())
             sink.flush()
-            output = _NO_TERMINAL_NOTICES.sub("", collector.text).strip()
+            output = NO_TERMINAL_NOTICES.sub("", collector.text).strip()
             reason = self._death_reason() if isinstance(err, _Dead) else str(err)
             self._kill_process()
             raise ContextError(
@@ -713,13 +201,13 @@ class ContextShell:
             details = re.sub(
                 rf"__KNB_{self._nonce}_FB_.*__KNB_{self._nonce}_FE__", "", output, flags=re.DOTALL
             )
-            details = _NO_TERMINAL_NOTICES.sub("", details)
+            details = NO_TERMINAL_NOTICES.sub("", details)
             raise ContextError(
                 f"Cannot initialize the {self._name}_context (status {status}): {details.strip()}"
             )
         self._parse_report(output)
         assert self._child is not None
-        self._shell_host_pid = _find_shell(self._child.pid, self._shell_pid)
+        self._shell_host_pid = processes.find_in_session(self._child.pid, self._shell_pid)
         log.debug(
             "%s context started in %.3f s (shell pid %d)",
             self._name,
@@ -764,16 +252,16 @@ class ContextShell:
         mode = ""
         if sub:
             mode = " sub"
-            if _MAY_UNSET_RE.search(text) or any(name in text for name in self._functions):
+            if MAY_UNSET_RE.search(text) or any(name in text for name in self._functions):
                 mode = " subu"
         cmd_id = self._new_id()
         if sub:
             run_part = '( builtin trap -- "$__knb_trap" EXIT; builtin eval "$__knb_c" )'
         else:
             run_part = 'builtin eval "$__knb_c"'
-        line = f'__knb_c={_ansi_c_words(text)}; __knb_go {cmd_id}{mode}; {run_part} <"$__knb_in"\n'
+        line = f'__knb_c={ansi_c_words(text)}; __knb_go {cmd_id}{mode}; {run_part} <"$__knb_in"\n'
         log.debug("%s: command %d in %s", self._name, cmd_id, "a subshell" if sub else "place")
-        output = _Output(on_output)
+        output = Output(on_output)
         began = time.monotonic()
         deadline = began + timeout if timeout is not None else None
         timed_out = False
@@ -781,7 +269,7 @@ class ContextShell:
             self._interrupt_requested = False
             self._pending_id = cmd_id
             try:
-                self._command_since = _boot_ticks()
+                self._command_since = processes.boot_ticks()
                 self._send(line)
                 try:
                     status = self._await(cmd_id, output, deadline=deadline)
@@ -805,7 +293,7 @@ class ContextShell:
                         f"{timeout:g} s and could not be stopped: {err}"
                     ) from None
                 raise ContextClosedError(
-                    f"The ctx '{self._name}' was closed: {err}." + _last_output(output.tail())
+                    f"The ctx '{self._name}' was closed: {err}." + last_output(output.tail())
                 ) from None
             self._pending_id = None
             output.flush()
@@ -817,7 +305,7 @@ class ContextShell:
         if timed_out:
             raise CommandTimeoutError(
                 f"The command in the {self._name}_context timed out after {timeout:g} s; "
-                f"it was interrupted (status {status})." + _last_output(self._last_tail)
+                f"it was interrupted (status {status})." + last_output(self._last_tail)
             )
         if self._sigint_pending:
             self._sigint_pending = False
@@ -833,7 +321,7 @@ class ContextShell:
         self._interrupt_requested = True
 
     def close(self) -> None:
-        """Terminate the shell and every process of its session, and reap them.
+        """End the shell and every process it started (``setsid`` ones too), and reap them.
 
         Idempotent. Variables saved on disk are kept for a later :meth:`start`. An idle
         shell first finishes saving them (the save runs just after the prompt's
@@ -841,7 +329,7 @@ class ContextShell:
         """
         if self._child is not None and self._pending_id is None and self.alive:
             with contextlib.suppress(KameleonError, _Dead, OSError):
-                self._internal(":", _Collector())
+                self._internal(":", Collector())
         self._kill_process()
 
     def variables(self) -> str:
@@ -850,7 +338,7 @@ class ContextShell:
         Bash's own dynamic and read-only variables are left out.
         """
         self._ensure_ready()
-        collector = _Collector(limit=1 << 30)
+        collector = Collector(limit=1 << 30)
         self._internal("__knb_vars", collector)
         return collector.text
 
@@ -870,7 +358,7 @@ class ContextShell:
             "builtin printf 'return 0\\n' >| \"$__knb_dump\"; "
             'builtin printf \'%s\\nreturn 0\\n\' "$__knb_c" >| "$__knb_dump.arrays"; '
             "__knb_mode=restore",
-            _Collector(),
+            Collector(),
             payload=dump,
         )
 
@@ -884,7 +372,7 @@ class ContextShell:
             self._wipe_pending = True
             return
         self._ensure_ready()
-        self._internal("__knb_mode=reset", _Collector())
+        self._internal("__knb_mode=reset", Collector())
 
     def restart(self, *, keep_variables: bool) -> None:
         """Replace the shell process by a fresh one.
@@ -945,55 +433,43 @@ class ContextShell:
         env = dict(os.environ)
         for name in ("PROMPT_COMMAND", "TMOUT", "HISTFILE", "PS0", "PS1", "PS2", "PS4"):
             env.pop(name, None)
-        lifeline_read, lifeline = os.pipe()
         # "; exit $?" keeps this bash -c as the parent of the context shell (as upstream's
-        # "source ...; cmd" does): a command's $PPID is then not this Python process. The
-        # cd is for launchers: entering a mount namespace moves a process to its root.
-        # The watchdog kills the process group when this process dies (the lifeline's
-        # write end, which only this process holds, closes), as a terminal's hang-up
-        # would: nothing a build started outlives it.
+        # "source ...; cmd" does): a command's $PPID is then not the supervisor. The cd
+        # is for launchers: entering a mount namespace moves a process to its root.
         command = (
-            f"{{ builtin read -r -u {lifeline_read} __knb_x; builtin kill -KILL 0; }} "
-            f"</dev/null >/dev/null 2>&1 & builtin exec {lifeline_read}<&-; "
             f"cd -- {shlex.quote(self._spec.start_dir)} && "
             f"{self._spec.cmd} {_BASH_OPTIONS}; exit $?"
         )
         argv = [*self._spec.launcher, "/bin/bash", "-c", command]
         log.debug("starting %s context: %s (in %s)", self._name, argv, self._spec.start_dir)
         try:
-            child = subprocess.Popen(
+            supervised = processes.spawn(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=self._spec.start_dir,
                 env=env,
-                bufsize=0,
-                start_new_session=True,
-                pass_fds=(lifeline_read,),
             )
         except OSError as err:
-            os.close(lifeline)
             raise ContextError(
                 f"Cannot start the {self._name}_context with {shlex.join(argv)!r}: {err}"
             ) from err
-        finally:
-            os.close(lifeline_read)
+        child = supervised.process
         assert child.stdin is not None
         assert child.stdout is not None
-        self._child = child
+        self._child = supervised
         self._in_fd = child.stdin.fileno()
         self._out_fd = child.stdout.fileno()
         os.set_blocking(self._in_fd, False)
         os.set_blocking(self._out_fd, False)
-        self._lifeline = lifeline
         self._out_poll = select.poll()
         self._out_poll.register(self._out_fd, select.POLLIN)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._checked_at = time.monotonic()
         self._exited = False
         self._nonce = secrets.token_hex(8)
-        self._scanner = _Scanner(self._nonce)
+        self._scanner = Scanner(self._nonce)
         self._stash = []
         self._pending_id = None
         self._shell_host_pid = None
@@ -1016,7 +492,7 @@ class ContextShell:
             "builtin export DEBIAN_FRONTEND=noninteractive",
             f"builtin export KAMELEON_CONTEXT_NAME={q(self._name + '_context')}",
             'builtin export KAMELEON_WORKDIR="$PWD"',
-            _DOWNLOAD,
+            helper_functions(),
         ]
         if spec.proxy:
             url = q(f"http://{spec.proxy}")
@@ -1050,9 +526,7 @@ class ContextShell:
         ]
         if spec.env_script:
             lines.append(f"builtin set -a; builtin eval {q(spec.env_script)}; builtin set +a")
-        protocol = _PROTOCOL.replace("@ALL@", _all_names())
-        protocol = protocol.replace("@U@", " ".join(_PROTECTED_VARS))
-        lines.append(protocol.replace("@P@", _table_entries(_PROTECTED_VARS)))
+        lines.append(protocol_functions())
         return lines
 
     def _init_script(self, init_id: int, *, keep: bool, restore: str | None) -> str:
@@ -1084,7 +558,7 @@ class ContextShell:
             'builtin printf \'\\n__KNB_%s_FB_%s__\\n\' "$__knb_nonce" "$$"',
             "builtin declare -F",
             "builtin printf '__KNB_%s_FE__\\n' \"$__knb_nonce\"",
-            f"PROMPT_COMMAND={q(_PROMPT_COMMAND)} __knb_id={init_id}",
+            f"PROMPT_COMMAND=$__knb_prompt_command __knb_id={init_id}",
             '[[ -z $__knb_err ]] || { builtin echo "$__knb_err" >&2; false; }',
         ]
         return "\n".join(lines) + "\n"
@@ -1098,9 +572,7 @@ class ContextShell:
             raise ShellError(f"The {self._name}_context did not report its functions")
         self._shell_pid = int(match.group(1))
         names = {line.rpartition(" ")[2] for line in match.group(2).splitlines() if line}
-        self._functions = frozenset(
-            n for n in names if n not in _OWN_FUNCTIONS and "__knb" not in n
-        )
+        self._functions = frozenset(n for n in names if n not in OWN_FUNCTIONS and "__knb" not in n)
 
     def _ensure_ready(self) -> None:
         """Start the shell if needed and finish a command a previous call left running.
@@ -1110,7 +582,7 @@ class ContextShell:
         """
         if self._child is not None and not self.alive:
             self._pending_id = None
-            output = _Output(None)
+            output = Output(None)
             output.add(self._leftover())
             self._raise_closed(output)
         if not self.alive:
@@ -1119,7 +591,7 @@ class ContextShell:
             return
         cmd_id, self._pending_id = self._pending_id, None
         log.info("%s: stopping a command left running by an earlier call", self._name)
-        output = _Output(None)
+        output = Output(None)
         try:
             self._stop_command(cmd_id, output)
         except _Dead:
@@ -1134,15 +606,15 @@ class ContextShell:
         self._next_id += 1
         return cmd_id
 
-    def _internal(self, code: str, collector: _Collector, *, payload: str | None = None) -> None:
+    def _internal(self, code: str, collector: Collector, *, payload: str | None = None) -> None:
         cmd_id = self._new_id()
-        prefix = f"__knb_c={_ansi_c_words(payload)}; " if payload is not None else ""
+        prefix = f"__knb_c={ansi_c_words(payload)}; " if payload is not None else ""
         self._pending_id = cmd_id
         try:
             self._send(f"{prefix}__knb_go {cmd_id} int; {code}\n")
-            status = self._await(cmd_id, _Output(collector), deadline=None)
+            status = self._await(cmd_id, Output(collector), deadline=None)
         except _Dead:
-            self._raise_closed(_Output(None))
+            self._raise_closed(Output(None))
         self._pending_id = None
         if status != 0:
             raise ShellError(f"Internal command failed in the {self._name}_context: {code}")
@@ -1242,7 +714,7 @@ class ContextShell:
     def _await(
         self,
         cmd_id: int,
-        output: _Output,
+        output: Output,
         *,
         deadline: float | None,
         interruptible: bool = True,
@@ -1285,7 +757,7 @@ class ContextShell:
                     return item.status
             output.tick(time.monotonic())
 
-    def _stop_command(self, cmd_id: int, output: _Output) -> int:
+    def _stop_command(self, cmd_id: int, output: Output) -> int:
         """Interrupt the running command ``cmd_id`` and wait for its end; return its status."""
         self._interrupt_requested = True
         try:
@@ -1293,14 +765,14 @@ class ContextShell:
         finally:
             self._interrupt_requested = False
 
-    def _raise_closed(self, output: _Output) -> NoReturn:
+    def _raise_closed(self, output: Output) -> NoReturn:
         output.flush()
         reason = self._death_reason()
         tail = output.tail()
         self._kill_process()
         log.warning("%s context closed: %s", self._name, reason)
         raise ContextClosedError(
-            f"The ctx '{self._name}' was closed ({reason})." + _last_output(tail)
+            f"The ctx '{self._name}' was closed ({reason})." + last_output(tail)
         )
 
     def _death_reason(self) -> str:
@@ -1309,9 +781,10 @@ class ContextShell:
             return "the shell is not running"
         status = child.poll()
         if status is None:
-            # its pipes close just before its exit status can be collected
+            # its pipes close just before its exit status can be collected (the
+            # supervisor first ends what the shell left behind: up to END_GRACE)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                status = child.wait(timeout=1.0)
+                status = child.wait(timeout=processes.END_GRACE + 5.0)
         if status is None:
             return "the shell closed its output"
         if status < 0:
@@ -1321,39 +794,20 @@ class ContextShell:
         return f"the shell exited with status {status}"
 
     def _kill_process(self) -> None:
-        """End the context's whole session (its watchdog too) and reap the shell."""
+        """End the context's whole process tree and reap the shell.
+
+        The supervisor does it: ``SIGHUP`` and ``SIGTERM`` to every process the
+        context started (its background jobs and daemons too), ``SIGKILL`` to those
+        left a second later; it exits when none is left.
+        """
         child, self._child = self._child, None
         if child is None:
             return
-        members = [pid for pid in _session_members(child.pid) if pid != child.pid]
-        # once reaped (poll), the leader's pid may belong to another process: spare it
-        leader = [child.pid] if child.poll() is None else []
-        for pid in [*leader, *members]:
-            for sig in (signal.SIGHUP, signal.SIGTERM):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, sig)
-        limit = time.monotonic() + 1.0
-        while time.monotonic() < limit and (
-            child.poll() is None or any(_pid_alive(p) for p in members)
-        ):
-            time.sleep(0.005)
-        leader = [child.pid] if child.poll() is None else []
-        survivors = [pid for pid in [*leader, *members] if _pid_alive(pid)]
-        for pid in survivors:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        limit = time.monotonic() + 1.0
-        while time.monotonic() < limit and any(_pid_alive(p) for p in survivors):
-            time.sleep(0.005)
-        with contextlib.suppress(OSError):
-            os.close(self._lifeline)
-        self._lifeline = -1
-        for stream in (child.stdin, child.stdout):
+        child.end()
+        for stream in (child.process.stdin, child.process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=5)
         self._in_fd = self._out_fd = -1
         log.debug("%s context closed", self._name)
 
@@ -1369,7 +823,7 @@ class ContextShell:
         child = self._child
         if child is None:
             return
-        targets = _command_processes(child.pid, self._shell_host_pid, self._command_since)
+        targets = processes.command_processes(child.pid, self._shell_host_pid, self._command_since)
         sig = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[min(stage, 2)]
         if stage == 0 and self._shell_host_pid is not None:
             targets = [self._shell_host_pid, *targets]
