@@ -15,11 +15,23 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from kameleon_nb.core.limits import MAX_FILE_BYTES, check_yaml_nodes, shown_path, utf8_path
+from kameleon_nb.core.limits import (
+    MAX_FILE_BYTES,
+    MAX_TEXT_CHARS,
+    check_yaml_nodes,
+    shown_path,
+    utf8_path,
+)
 from kameleon_nb.core.model import SECTIONS
-from kameleon_nb.core.psych_load import PsychLoader
+from kameleon_nb.core.psych_load import PsychLoader, ScalarTooLargeError
 from kameleon_nb.core.variables import VARIABLE_RE, overload, ruby_str
-from kameleon_nb.errors import MissingFileError, RecipeError, UnreadableFileError, YamlError
+from kameleon_nb.errors import (
+    ExpansionLimitError,
+    MissingFileError,
+    RecipeError,
+    UnreadableFileError,
+    YamlError,
+)
 
 __all__ = [
     "LoadedRecipe",
@@ -44,6 +56,11 @@ def parse_yaml(text: str, *, source: str) -> object:
     """
     try:
         data = yaml.load(text, Loader=PsychLoader)
+    except ScalarTooLargeError as err:
+        raise ExpansionLimitError(
+            f"{source}: {err} is larger than {MAX_TEXT_CHARS // 2**20} MiB; kameleon_nb "
+            "refuses it, and real recipes stay far below it (README, 'Limits')"
+        ) from err
     except yaml.reader.ReaderError as err:  # libyaml reports these at the start
         where = f"{source}:1:1"
         raise YamlError(
@@ -290,12 +307,23 @@ def _extend_target(
     value = _with_yaml_ext(value)
     shown = os.path.join(os.path.dirname(shown_recipe), value)
     target = _absolute(value, os.path.dirname(recipe))
-    if not os.path.exists(target) and not os.path.isabs(value):
+    if _missing(target) and not os.path.isabs(value):
         for directory in fallback_dirs:  # kameleon_nb's own backends, e.g. backends/chroot
             candidate = _absolute(value, directory)
             if os.path.exists(candidate):
                 return candidate, candidate
     return target, shown
+
+
+def _missing(path: str) -> bool:
+    """Whether nothing is at ``path`` (a dangling link included); a link loop is there."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return True
+    except OSError:  # ELOOP, EACCES...: read_bytes names the file and the reason
+        return False
+    return False
 
 
 def _splice_base(child: list[SectionItem], parent: list[SectionItem] | None) -> list[SectionItem]:
@@ -452,7 +480,7 @@ def load_recipe(
             cycle = " -> ".join([*loaded.chain[loaded.chain.index(parent) :], parent])
             raise RecipeError(f"Cyclic 'extend' in {current}: {cycle}; remove one of the links")
         utf8_path(parent, f"the parent recipe (extended by {current})")
-        if not os.path.exists(parent):
+        if _missing(parent):  # a link loop or a device is read_text's to refuse
             raise MissingFileError(
                 f"No such file or directory @ rb_sysopen - {shown} (extended by {current})"
             )

@@ -18,9 +18,10 @@ from typing import Any, Final
 
 import yaml
 
+from kameleon_nb.core.limits import MAX_TEXT_CHARS
 from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol
 
-__all__ = ["PsychLoader", "tokenize"]
+__all__ = ["PsychLoader", "ScalarTooLargeError", "tokenize"]
 
 _PLAIN_TAG: Final = "tag:kameleon-nb:psych-plain"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
@@ -187,8 +188,31 @@ def tokenize(text: str) -> object:
     return text
 
 
+class ScalarTooLargeError(Exception):
+    """A scalar longer than :data:`MAX_TEXT_CHARS`, refused before it is scanned.
+
+    Scanning one of several megabytes (Psych's regular expressions) takes
+    hundreds of megabytes; the caller names the file.
+    """
+
+    def __init__(self, size: int, line: int) -> None:
+        super().__init__(f"a YAML value of {size:,} characters at line {line}")
+        self.size = size
+        self.line = line
+
+
 class PsychLoader(_Base):  # type: ignore[valid-type, misc]
     """PyYAML's parser with Psych's reading of plain scalars and ``!!binary``."""
+
+    def construct_scalar(self, node: Any) -> Any:
+        """A scalar's text, refused when longer than :data:`MAX_TEXT_CHARS`.
+
+        Raises:
+            ScalarTooLargeError: with the scalar's size and line.
+        """
+        if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_TEXT_CHARS:
+            raise ScalarTooLargeError(len(node.value), node.start_mark.line + 1)
+        return super().construct_scalar(node)
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         """Send every plain scalar to :func:`tokenize` (``<<`` stays a merge key)."""

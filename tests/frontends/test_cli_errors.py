@@ -394,3 +394,96 @@ def test_errors_upstream_leaves_unnamed_name_a_file(
     line = _one_error_line(out)
     assert line.startswith(f"Error: {upstream}"), line  # upstream's text first, as recorded
     assert names.format(tmp=tmp_path) in line, line
+
+
+def _tty(path: Path) -> None:
+    path.symlink_to("/dev/tty")
+
+
+def _loop(path: Path) -> None:
+    path.symlink_to(path.name)  # a link to itself: ELOOP
+
+
+@pytest.mark.parametrize("command", [["build", "-d", "-l"], ["info"]], ids=["build", "info"])
+@pytest.mark.parametrize(
+    ("make", "where", "says"),
+    [
+        (_zero, "p.yaml", "a character device, not a regular file"),
+        (_tty, "p.yaml", "a character device, not a regular file"),
+        (_loop, "p.yaml", "cannot read it (Too many levels of symbolic links)"),
+        (_zero, "r.yaml", "a character device, not a regular file"),
+        (_tty, "r.yaml", "a character device, not a regular file"),
+        (_loop, "r.yaml", "cannot read it (Too many levels of symbolic links)"),
+    ],
+    ids=[
+        "dev-zero-extend",
+        "tty-extend",
+        "loop-extend",
+        "dev-zero-recipe",
+        "tty-recipe",
+        "loop-recipe",
+    ],
+)
+def test_special_recipe_and_extend_targets_are_refused_unread(
+    tmp_path: Path, command: list[str], make, where: str, says: str
+) -> None:
+    # fault campaign (issue 12): special:devzero/tty/loop + hostile:special-extend/-recipe
+    if where != "r.yaml":
+        (tmp_path / "r.yaml").write_text("extend: p\nsetup: []\n")
+    make(tmp_path / where)
+    status, out, seconds = _run_limited([*command, "r.yaml"], tmp_path)
+    assert status == 16, out
+    line = _one_error_line(out)
+    assert f"{tmp_path}/{where}: {says}" in line, line
+    assert seconds < 5, seconds
+
+
+@pytest.mark.parametrize("command", [["build", "-d", "-l"], ["info"]], ids=["build", "info"])
+@pytest.mark.parametrize("name", ["dir\udcff\udcfe", "dir\udcc3(", "dirbad\udc80name"])
+def test_a_recipe_directory_that_is_not_utf8_is_named_escaped(
+    tmp_path: Path, command: list[str], name: str
+) -> None:
+    # fault campaign (issue 12): hostile:dirname, "'utf-8' codec can't encode character"
+    odd = tmp_path / name / "x86_64"
+    odd.mkdir(parents=True)
+    (odd / "r.yaml").write_text("extend: p\nsetup: []\n")
+    (odd / "p.yaml").write_text(_STEP + "      - exec_local: echo $${nope}\n")
+    status, out, seconds = _run_limited([*command, f"{name}/x86_64/r.yaml"], tmp_path)
+    assert status == 16, out
+    line = _one_error_line(out)
+    shown = name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    assert f"{tmp_path}/{shown}/x86_64/r.yaml: the file name is not valid UTF-8" in line, line
+    assert seconds < 5, seconds
+
+
+@pytest.mark.parametrize("command", [["build", "-d", "-l"], ["info"]], ids=["build", "info"])
+@pytest.mark.parametrize(
+    ("value", "line_no"),
+    [
+        ("x" * (8 * 2**20), 2),  # Psych's scanner regexps would take over 1 GB on it
+        ("1" * (3 * 2**20), 2),
+        ("'" + "y" * (3 * 2**20) + "'", 2),
+    ],
+    ids=["plain", "digits", "quoted"],
+)
+def test_a_huge_yaml_value_is_refused_at_once(
+    tmp_path: Path, command: list[str], value: str, line_no: int
+) -> None:
+    # fault campaign (issue 12): hostile:huge-value, over 1 GiB then a fatal error
+    (tmp_path / "r.yaml").write_text("global:\n  huge: " + value + "\n" + _STEP)
+    status, out, seconds = _run_limited([*command, "r.yaml"], tmp_path)
+    assert status == 6, out
+    line = _one_error_line(out)
+    assert f"{tmp_path}/r.yaml: a YAML value of " in line, line
+    assert f"characters at line {line_no} is larger than 2 MiB" in line, line
+    assert seconds < 5, seconds
+
+
+def test_a_yaml_value_just_under_the_limit_loads(tmp_path: Path) -> None:
+    big = "x" * 2**20  # large, but under the 2 MiB of one text once the globals are dumped
+    (tmp_path / "r.yaml").write_text(
+        "global:\n  big: " + big + "\n" + _STEP + "      - exec_local: echo hi\n"
+    )
+    status, out, seconds = _run_limited(["build", "-d", "-l", "r.yaml"], tmp_path)
+    assert status == 0, out[-500:]
+    assert seconds < 10, seconds
