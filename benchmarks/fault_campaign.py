@@ -1533,7 +1533,7 @@ def part_concurrent(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             b.rc not in (0, None)
             and b.seconds < 5
             and re.search(
-                r"\block(ed|s)?\b|another build|already (running|in use|building)|held by",
+                r"\block(ed|s)?\b|another build|already (running|in use|building)|(held|in use) by",
                 b.out,
                 re.I,
             )
