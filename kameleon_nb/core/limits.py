@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from kameleon_nb.errors import ExpansionLimitError, UnreadableFileError
+from kameleon_nb.errors import BuildError, ExpansionLimitError, UnreadableFileError
 
 __all__ = [
     "MAX_EXPANDED_CHARS",
@@ -28,6 +28,7 @@ __all__ = [
     "Budget",
     "check_yaml_nodes",
     "is_utf8",
+    "shell_safe_path",
     "shown_path",
     "utf8_path",
 ]
@@ -188,3 +189,33 @@ def utf8_path(
     raise UnreadableFileError(
         f"{shown_path(path)}: {what} is not valid UTF-8 (the bytes shown as \\xNN); {remedy}"
     )
+
+
+_UNSAFE = (
+    ("\n", "a newline"),
+    ("\r", "a carriage return"),
+    ('"', "a double quote"),
+    ("\\", "a backslash"),
+)
+
+
+def shell_safe_path(path: str, what: str) -> None:
+    r"""Refuse a path that substitution cannot carry into a recipe's texts and shells.
+
+    Variables are substituted in YAML text (upstream's way, which the ids follow), where
+    a global such as ``rootfs: $${kameleon_cwd}/rootfs`` sits in a double-quoted scalar:
+    a ``"`` ends it (upstream then fails with a YAML error) and a ``\`` starts an escape
+    (upstream silently builds elsewhere). kameleon_nb's own steps read paths from
+    here-documents, one per line, which a newline would split. Any other character
+    (blanks, ``'``, ``$``, backquotes, a leading ``-``) works.
+
+    Raises:
+        BuildError: the path holds a newline, a carriage return, ``"`` or ``\``.
+    """
+    problem = next((name for char, name in _UNSAFE if char in path), None)
+    if problem is not None:
+        raise BuildError(
+            f"The path {shown_path(path)!r} ({what}) contains {problem}: Kameleon recipes "
+            "cannot carry it into shell commands; use a path without it (rename the "
+            "directory, or --build-path)"
+        )

@@ -123,12 +123,8 @@ def read_bytes(path: str) -> bytes:
         raise MissingFileError(f"{path}: is a directory, not a YAML file")
     if not stat.S_ISREG(info.st_mode):
         raise _not_regular(path, info.st_mode)
-    too_large = UnreadableFileError(
-        f"{path}: too large ({info.st_size:,} bytes; kameleon_nb reads recipe files of up to "
-        f"{MAX_FILE_BYTES // 2**20} MiB, and real ones are a few KB)"
-    )
     if info.st_size > MAX_FILE_BYTES:
-        raise too_large
+        raise _too_large(path, info.st_size)
     try:  # non-blocking: a file replaced by a pipe since the stat cannot block us
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
@@ -139,8 +135,15 @@ def read_bytes(path: str) -> bytes:
             raise _not_regular(path, mode)
         raw = stream.read(MAX_FILE_BYTES + 1)  # a file that grows is still bounded
     if len(raw) > MAX_FILE_BYTES:
-        raise too_large
+        raise _too_large(path, len(raw))
     return raw
+
+
+def _too_large(path: str, size: int) -> UnreadableFileError:
+    return UnreadableFileError(
+        f"{path}: too large ({size:,} bytes; kameleon_nb reads recipe files of up to "
+        f"{MAX_FILE_BYTES // 2**20} MiB, and real ones are a few KB)"
+    )
 
 
 def read_text(path: str) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from kameleon_nb.core import command_texts, messages, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
-from kameleon_nb.core.limits import Budget, utf8_path
+from kameleon_nb.core.limits import Budget, shell_safe_path, utf8_path
 from kameleon_nb.core.loader import (
     LoadedRecipe,
     SectionItem,
@@ -334,6 +334,10 @@ class _Resolver:
             "pass -b/--build-path with a UTF-8 path, or run kameleon from a directory "
             "whose path is UTF-8",
         )
+        shell_safe_path(kameleon_cwd, "build path")
+        shell_safe_path(os.path.dirname(loaded.abspath), "kameleon_recipe_dir")
+        for directory in options.builtin_steps_dirs:
+            shell_safe_path(directory, "kameleon_nb's data directory")
         values = builtin_globals(loaded.name, os.path.dirname(loaded.abspath), kameleon_cwd)
         values.update(loaded.global_vars)
         _complete_contexts(values, loaded.abspath)

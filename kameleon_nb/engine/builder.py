@@ -42,7 +42,6 @@ from kameleon_nb.engine.events import (
 )
 from kameleon_nb.engine.lock import BuildDirLock
 from kameleon_nb.engine.namespace import BuildNamespace, PublishError
-from kameleon_nb.engine.paths import check_recipe_paths
 from kameleon_nb.errors import AbortError, BuildError, KameleonError
 
 __all__ = ["BuildResult", "Builder", "abort_on_failure"]
@@ -96,7 +95,6 @@ class Builder:
     ) -> None:
         self.recipe = recipe
         self._emit = on_event
-        check_recipe_paths(recipe)
         self.lock = BuildDirLock(recipe.kameleon_cwd)
         self.lock.acquire()
         try:

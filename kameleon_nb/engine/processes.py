@@ -42,7 +42,6 @@ __all__ = [
     "Supervised",
     "boot_ticks",
     "command_processes",
-    "descendants",
     "find_in_session",
     "kill_session",
     "pid_alive",
@@ -306,23 +305,6 @@ def session_processes(sid: int) -> list[ProcessInfo]:
     ]
 
 
-def descendants(root: int) -> list[int]:
-    """The live processes below ``root`` (its children, theirs, and so on)."""
-    children: dict[int, list[int]] = {}
-    live = set()
-    for pid, fields in _all_processes():
-        children.setdefault(int(fields[1]), []).append(pid)
-        if fields[0] not in ("Z", "X"):
-            live.add(pid)
-    found = []
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return [pid for pid in found if pid in live]
-
-
 def kill_session(sid: int) -> None:
     """``SIGKILL`` every process of session ``sid`` (a last resort)."""
     for info in session_processes(sid):
@@ -386,4 +368,4 @@ def command_processes(sid: int, shell_pid: int | None, since: int) -> list[int]:
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a running (not zombie) process."""
     fields = _stat_fields(pid)
-    return bool(fields) and fields is not None and fields[0] not in ("Z", "X")
+    return bool(fields and fields[0] not in ("Z", "X"))

@@ -15,7 +15,6 @@ from kameleon_nb.core.loader import LoadedRecipe, load_recipe
 from kameleon_nb.core.model import ResolvedRecipe
 from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
 from kameleon_nb.engine.builddir import stored_uuid
-from kameleon_nb.engine.paths import check_shell_path
 
 __all__ = ["BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "load", "open_recipe", "resolve"]
 
@@ -59,8 +58,6 @@ def resolve(
     ``require_checkpoint`` makes a recipe without a mechanism a build error.
     """
     build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
-    check_shell_path(build_path, "build path")
-    check_shell_path(os.path.dirname(loaded.abspath), "kameleon_recipe_dir")
     options = ResolveOptions(
         cli_globals=dict(cli_globals or {}),
         build_path=build_path,

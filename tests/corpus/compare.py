@@ -8,6 +8,7 @@ in its golden file.
 Run as a script for the per-mode counts and the first differences::
 
     python tests/corpus/compare.py [--show N] [--mode d|l|lc|info] [RECIPE-SUBSTRING]
+        [--answers ../shared/compat/corpus --archives ../shared/corpus]
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ class Case:
         )
 
 
-def extract(collection: str, tree: Path) -> None:
+def extract(collection: str, tree: Path, archives: Path = DATA) -> None:
     """Extract a collection at ``tree`` once; concurrent test runs share one copy."""
     tree.parent.mkdir(parents=True, exist_ok=True)
-    archive = DATA / f"{collection}.tar.gz"
+    archive = archives / f"{collection}.tar.gz"
     stamp = f"{archive.stat().st_size}-{archive.stat().st_mtime_ns}"
     with open(tree.parent / f".{collection}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -80,9 +81,9 @@ def extract(collection: str, tree: Path) -> None:
         scratch.rename(tree)
 
 
-def cases() -> Iterator[Case]:
+def cases(answers: Path = DATA) -> Iterator[Case]:
     for collection in COLLECTIONS:
-        for golden in sorted((DATA / collection).rglob("*.json")):
+        for golden in sorted((answers / collection).rglob("*.json")):
             record = json.loads(golden.read_text(encoding="utf-8"))
             for mode in MODES:
                 yield Case.of(collection, record, mode)
@@ -128,10 +129,10 @@ def difference(case: Case, code: int, stdout: str) -> str | None:
     return f"{len(ours)} lines, upstream {len(theirs)}: {(ours + theirs)[min(len(ours), len(theirs))]!r}"
 
 
-def prepare() -> list[Case]:
-    every = list(cases())
+def prepare(answers: Path = DATA, archives: Path = DATA) -> list[Case]:
+    every = list(cases(answers))
     for tree, collection in {(c.tree, c.collection) for c in every}:
-        extract(collection, tree)
+        extract(collection, tree, archives)
     return every
 
 
@@ -139,11 +140,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", type=int, default=5, help="differences to print")
     parser.add_argument("--mode", choices=MODES)
+    parser.add_argument(
+        "--answers",
+        type=Path,
+        default=DATA,
+        help="dir of K/ and D/ answers (../shared/compat/corpus)",
+    )
+    parser.add_argument(
+        "--archives", type=Path, default=DATA, help="dir of K.tar.gz, D.tar.gz (../shared/corpus)"
+    )
     parser.add_argument("match", nargs="?", default="")
     args = parser.parse_args()
     counts: dict[tuple[str, str], list[int]] = {}
     shown = 0
-    for case in prepare():
+    for case in prepare(args.answers, args.archives):
         if (args.mode and case.mode != args.mode) or args.match not in case.recipe:
             continue
         code, stdout = run(case)

@@ -337,7 +337,7 @@ def test_a_working_directory_that_is_not_utf8_is_named_escaped(tmp_path: Path) -
     status, out, _ = _run_limited(["build", "-d", "../r.yaml"], odd)
     assert status == 16, out
     line = _one_error_line(out)
-    assert f"{tmp_path}/d\\xff/build: the build path is not valid UTF-8" in line, line
+    assert f"{tmp_path}/d\\xff/build/r: the build directory is not valid UTF-8" in line, line
     assert "-b/--build-path" in line
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from typing import Final, NamedTuple
@@ -137,16 +138,18 @@ def _all_names() -> str:
 
 
 def _shell_file(name: str) -> str:
-    """A bash file of this package, without its comment lines (they are only sent)."""
+    """A bash file of this package, without its comment lines (they are never sent)."""
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     return "".join(line for line in text.splitlines(keepends=True) if not _COMMENT_RE.match(line))
 
 
+@functools.cache
 def helper_functions() -> str:
     """Kameleon's ``fail`` and ``__download`` (``helpers.sh``), ready to evaluate."""
     return _shell_file("helpers.sh")
 
 
+@functools.cache
 def protocol_functions() -> str:
     """The protocol's bash functions and variables (``protocol.sh``), ready to evaluate.
 
