@@ -36,7 +36,8 @@ Parts (``--part``, repeatable; default: all):
     then every listed checkpoint must restore (the step after it checks the files).
 ``rebuild``
     Overlay: 10 rebuilds (a late step edited, or ``-F`` an earlier checkpoint); disk
-    use of ``checkpoints/overlay`` against the layers the listed checkpoints need.
+    use of ``checkpoints/overlay`` against the layers the kept checkpoints need (no
+    orphan layer), and against the valid ones (what ``--keep-stale`` retires).
 
 Usage::
 
@@ -1758,6 +1759,7 @@ def part_rebuild(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     write_recipe(directory, backend, args.steps, kib=512, sleep=0, variable="rev")
     env = build_env(marker)
     store = directory / "build" / "k" / "checkpoints" / "overlay"
+    keep = ["--keep-stale", args.keep_stale]
     first = run(
         kameleon("build", "--script", "-c", "-g", "rev:0", RECIPE),
         cwd=directory,
@@ -1773,47 +1775,60 @@ def part_rebuild(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         if number % 2:
             rev = number
             how = f"-g rev:{rev} (payload steps edited)"
-            argv = kameleon("build", "--script", "-c", "-g", f"rev:{rev}", RECIPE)
+            argv = kameleon("build", "--script", "-c", *keep, "-g", f"rev:{rev}", RECIPE)
         else:
             ids, _ = listed(directory, env, ["-g", f"rev:{rev}"])
             early = (
                 ids[len(BOOT_SLUGS) + 1] if len(ids) > len(BOOT_SLUGS) + 1 else (ids or ["last"])[0]
             )
             how = f"-F {early} (s2), same recipe"
-            argv = kameleon("build", "--script", "-F", early, "-g", f"rev:{rev}", RECIPE)
+            argv = kameleon("build", "--script", "-F", early, *keep, "-g", f"rev:{rev}", RECIPE)
         done = run(argv, cwd=directory, timeout=args.build_timeout, env=env)
         if done.rc != 0:
             failures.append(f"rebuild {number} ({how}): exit {done.rc}: {done.error_line()}")
         clean_up(directory, marker)
         ids, _ = listed(directory, env, ["-g", f"rev:{rev}"])
+        kept = sorted(p.name for p in (store / "ids").glob("*")) if (store / "ids").is_dir() else []
         total = du_bytes([store])
-        live = du_bytes(live_layers(store, ids))
+        live = du_bytes(live_layers(store, kept))
+        valid = du_bytes(live_layers(store, ids))
         layers = (
             len([p for p in (store / "l").glob("*") if p.is_dir()]) if (store / "l").is_dir() else 0
         )
-        rows.append((number, how, total, live, layers, len(ids)))
+        rows.append((number, how, total, live, valid, layers, len(kept), len(ids)))
         print(
-            f"  rebuild {number:>2} {how:<34} store {total >> 10:>7} KiB, live layers "
-            f"{live >> 10:>7} KiB, ratio {total / max(live, 1):.2f}, {layers} layer dirs, "
-            f"{len(ids)} listed",
+            f"  rebuild {number:>2} {how:<34} store {total >> 10:>7} KiB, layers of kept "
+            f"checkpoints {live >> 10:>7} KiB (ratio {total / max(live, 1):.2f}), of valid ones "
+            f"{valid >> 10:>7} KiB (ratio {total / max(valid, 1):.2f}); {layers} layer dirs, "
+            f"{len(kept)} kept, {len(ids)} valid",
             flush=True,
         )
     clean_up(directory, marker, remove=True)
     if rows:
-        _, _, total, live, layers, count = rows[-1]
+        _, _, total, live, valid, layers, count, count_valid = rows[-1]
         print(
-            f"after {args.rebuilds} rebuilds: checkpoints/overlay {total >> 10} KiB, layers of "
-            f"the {count} listed checkpoints {live >> 10} KiB: ratio {total / max(live, 1):.2f} "
-            f"(target <= 1.10); {layers} layer directories"
+            f"after {args.rebuilds} rebuilds (--keep-stale {args.keep_stale}): "
+            f"checkpoints/overlay {total >> 10} KiB; layers of the {count} kept checkpoints "
+            f"{live >> 10} KiB: ratio {total / max(live, 1):.2f} (target <= 1.10); of the "
+            f"{count_valid} valid ones {valid >> 10} KiB: ratio {total / max(valid, 1):.2f}; "
+            f"{layers} layer directories"
         )
     for failure in failures:
         print(f"    - {failure}")
     summary["rebuild"] = {
         "rows": [
-            dict(zip(("n", "how", "store", "live", "layers", "listed"), r, strict=True))
+            dict(
+                zip(
+                    ("n", "how", "store", "kept_layers", "valid_layers", "layers", "kept", "valid"),
+                    r,
+                    strict=True,
+                )
+            )
             for r in rows
         ],
+        "keep_stale": args.keep_stale,
         "ratio": rows[-1][2] / max(rows[-1][3], 1) if rows else None,
+        "ratio_valid": rows[-1][2] / max(rows[-1][4], 1) if rows else None,
         "failures": failures,
     }
 
@@ -1843,6 +1858,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigint-kills", type=int, default=10, help="SIGINTs per backend")
     parser.add_argument("--rounds", type=int, default=10, help="concurrent: rounds")
     parser.add_argument("--rebuilds", type=int, default=10)
+    parser.add_argument(
+        "--keep-stale", default="1", help="rebuild part: the builds' --keep-stale (N or all)"
+    )
     parser.add_argument("--steps", type=int, default=5, help="payload steps of build recipes")
     parser.add_argument(
         "--verify-all",

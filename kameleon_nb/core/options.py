@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kameleon_nb.core.plan import BuildOptions
+from kameleon_nb.core.retention import DEFAULT_KEEP, KEEP_ALL
 
 __all__ = ["add_checkpoint_options", "build_options"]
 
@@ -42,6 +43,24 @@ def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="'first': at most one checkpoint per macrostep",
     )
+    parser.add_argument(
+        "--keep-stale",
+        type=_keep_stale,
+        default=None,
+        metavar="N|all",
+        help=(
+            "after a successful build, keep the stale checkpoints of the last N builds "
+            f"(default {DEFAULT_KEEP}; 0 removes them all, 'all' keeps every one)"
+        ),
+    )
+
+
+def _keep_stale(text: str) -> int:
+    if text == "all":
+        return KEEP_ALL
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a number of builds or 'all', not {text!r}")
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:
@@ -52,4 +71,6 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         begin=args.begin_checkpoint,
         end=args.end_checkpoint,
         first_only=args.microstep_checkpoints == "first",
+        keep_stale=DEFAULT_KEEP if args.keep_stale is None else args.keep_stale,
+        keep_stale_given=args.keep_stale is not None,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from kameleon_nb.core import messages
 from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, StepId
+from kameleon_nb.core.retention import DEFAULT_KEEP
 from kameleon_nb.errors import BuildError
 
 __all__ = [
@@ -46,6 +47,10 @@ class BuildOptions:
         begin: ``-B`` value, if any.
         end: ``-E`` value, if any.
         first_only: ``--microstep-checkpoints first``.
+        keep_stale: ``--keep-stale``: how many earlier builds' stale checkpoints a
+            successful build keeps (:data:`~kameleon_nb.core.retention.KEEP_ALL`: all).
+        keep_stale_given: whether the user chose ``keep_stale`` (then a mechanism that
+            cannot delete a checkpoint is reported, not silently ignored).
     """
 
     checkpointing: bool = False
@@ -53,6 +58,8 @@ class BuildOptions:
     begin: str | None = None
     end: str | None = None
     first_only: bool = False
+    keep_stale: int = DEFAULT_KEEP
+    keep_stale_given: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,9 @@ BUILD_RECIPE = ".build_recipe"
 #: kameleon_nb's own files inside a build directory.
 STATE_DIR = ".kameleon_nb"
 
+#: Which build last used each checkpoint (beside the records).
+USAGE_FILE = "usage.json"
+
 #: The largest marker file a checkpoint records (see :func:`state_files`).
 STATE_FILE_LIMIT = 65536
 
@@ -236,6 +239,29 @@ class CheckpointRecords:
             variables=variables,
             files=files,
         )
+
+    def usage(self) -> tuple[int, dict[StepId, int], StepId | None]:
+        """The last recipe version's number, which version used each id, its last id.
+
+        See :mod:`kameleon_nb.core.retention`; ``(0, {}, None)`` when nothing is recorded.
+        """
+        try:
+            with open(os.path.join(self.directory, USAGE_FILE), encoding="utf-8") as stream:
+                data = json.load(stream)
+        except (OSError, ValueError):
+            return 0, {}, None
+        if not isinstance(data, dict):
+            return 0, {}, None
+        generation, used, head = data.get("generation"), data.get("used"), data.get("head")
+        if not isinstance(generation, int) or not isinstance(used, dict):
+            return 0, {}, None
+        table = {StepId(k): v for k, v in used.items() if isinstance(k, str) and isinstance(v, int)}
+        return generation, table, StepId(head) if isinstance(head, str) else None
+
+    def save_usage(self, generation: int, used: Mapping[StepId, int], head: StepId | None) -> None:
+        """Write what :meth:`usage` reads back (``head``: the version's last id)."""
+        data = {"generation": generation, "head": head, "used": dict(sorted(used.items()))}
+        _write_atomically(os.path.join(self.directory, USAGE_FILE), json.dumps(data))
 
     def remove(self, step_id: StepId) -> None:
         """Forget the record of one checkpoint."""

@@ -18,6 +18,7 @@ from kameleon_nb.core import messages
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, Section, StepId
 from kameleon_nb.core.plan import Action, BuildOptions, BuildPlan, PlannedStep, plan_build
+from kameleon_nb.core.retention import KEEP_ALL, KEEP_STALE_UNSUPPORTED, removed_stale, retain
 from kameleon_nb.engine.builddir import (
     CheckpointRecords,
     restore_state_files,
@@ -63,6 +64,7 @@ class BuildResult:
     skipped: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     restored: str | None = None
+    removed_stale: list[StepId] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -211,6 +213,8 @@ class Builder:
                 self.publish_rootfs()
             self._emit(BuildFinished(self.recipe.path, time.monotonic() - started, success=False))
             raise
+        if options.checkpointing:
+            result.removed_stale = self.retire_stale(options)
         self.publish_rootfs()
         result.seconds = time.monotonic() - started
         self._emit(BuildFinished(self.recipe.path, result.seconds, success=True))
@@ -333,6 +337,40 @@ class Builder:
         self.records.remove(step_id)
         if self._existing is not None:
             self._existing = self._existing - {step_id}
+
+    def retire_stale(self, options: BuildOptions) -> list[StepId]:
+        """Record a successful checkpointed build; remove stale checkpoints it outlived.
+
+        See :mod:`kameleon_nb.core.retention`. A mechanism without a ``delete`` hook
+        keeps everything (said once when ``--keep-stale`` was given). A checkpoint
+        that cannot be removed is reported and kept; the build still succeeded.
+        """
+        existing = self.existing_checkpoints(refresh=True)
+        generation, used, head = self.records.usage()
+        valid = [m.step_id for m in self.recipe.microsteps()]
+        version = valid[-1] if valid else None
+        new = version != head
+        outcome = retain(existing, valid, used, generation, options.keep_stale, new_version=new)
+        remove = list(outcome.remove)
+        if remove and not self.checkpoints.can_delete:
+            if options.keep_stale_given:
+                self._emit(Message(KEEP_STALE_UNSUPPORTED, Level.WARNING))
+            remove = []
+            outcome = retain(existing, valid, used, generation, KEEP_ALL, new_version=new)
+        removed: list[StepId] = []
+        for step_id in remove:
+            try:
+                self.delete_checkpoint(step_id)
+            except KameleonError as err:
+                self._emit(Message(f"Warning: {err}", Level.WARNING))
+                continue
+            removed.append(step_id)
+        kept = dict(outcome.used)
+        kept.update({i: used.get(i, generation) for i in remove if i not in removed})
+        self.records.save_usage(outcome.generation, kept, version)
+        if removed:
+            self._emit(Message(removed_stale(len(removed))))
+        return removed
 
     def publish_rootfs(self) -> bool:
         """Leave ``$${rootfs}`` on disk when the build's namespace is all that sees it.

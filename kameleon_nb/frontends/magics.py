@@ -59,7 +59,7 @@ USAGE = """\
                          run the cell (shell, or Kameleon commands when it starts with
                          "- ") as that microstep, now, and keep it in the recipe
 %kameleon build [-c] [-F ID|STEP|last] [-B ID] [-E ID] [--microstep-checkpoints first|all]
-                [-g key:value ...] [--console]
+                [--keep-stale N|all] [-g key:value ...] [--console]
                          build the whole recipe, with live progress (--console: and
                          the log 'kameleon build' prints)
 %kameleon plan           the recipe's microsteps and checkpoint ids
