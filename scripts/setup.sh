@@ -32,3 +32,20 @@ if ! .venv/bin/python -m pip install -q -e '.[jupyter,test]' >"$log" 2>&1; then
 fi
 rm -f "$log"
 .venv/bin/python -c 'import kameleon_nb, pexpect, yaml'
+
+# The cache proxy's mitmproxy (the [cache] extra's pin) gets an environment of its own,
+# inside .venv: its exact pins clash with the Jupyter and test stack. kameleon_nb finds
+# it there (engine/cache/proxy.py, find_proxy_python) and runs the package from here.
+if ! .venv/mitmproxy/bin/python -c 'import mitmproxy' 2>/dev/null; then
+  mitmproxy_spec=$(.venv/bin/python -c 'import tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["cache"]
+print(next(d for d in deps if d.startswith("mitmproxy")))')
+  log=$(mktemp)
+  if ! { .venv/bin/python -m venv .venv/mitmproxy &&
+         .venv/mitmproxy/bin/python -m pip install -q "$mitmproxy_spec"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: installing $mitmproxy_spec for the cache proxy failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+fi

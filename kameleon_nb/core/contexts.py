@@ -35,6 +35,8 @@ class ContextSpec:
             files), or empty.
         launcher: argv the context process is started through, e.g. ``nsenter`` into
             the build's private mount namespace; empty to start it directly.
+        ca_file: a PEM file of the certificate authority the context's TLS clients
+            trust (the persistent cache's, which re-signs HTTPS), or empty.
     """
 
     name: ContextName
@@ -46,3 +48,4 @@ class ContextSpec:
     proxy: str = ""
     env_script: str = ""
     launcher: tuple[str, ...] = ()
+    ca_file: str = ""

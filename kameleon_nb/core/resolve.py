@@ -79,6 +79,11 @@ class ResolveOptions:
         builtin_steps_dirs: kameleon_nb's own steps dirs, searched after the recipe's.
         require_checkpoint: a recipe without a checkpoint mechanism is a build error
             (``build -c``, checked where upstream checks it: after loading).
+        parent_proxy: ``--proxy`` (with ``user:pass@`` from ``--proxy-credentials``):
+            the contexts' ``proxy_*`` when there is no cache.
+        cache_port: the port of the build's cache proxy (``-C``/``--from-cache``):
+            ``proxy_local`` is ``127.0.0.1:PORT``, ``proxy_out``/``proxy_in`` are
+            ``<proxy_cache of that context>:PORT``.
     """
 
     cli_globals: Mapping[str, str] = field(default_factory=dict)
@@ -88,6 +93,8 @@ class ResolveOptions:
     stored_uuid: tuple[str, str] | None = None
     builtin_steps_dirs: tuple[str, ...] = ()
     require_checkpoint: bool = False
+    parent_proxy: str = ""
+    cache_port: int | None = None
 
 
 # --------------------------------------------------------------------------- texts
@@ -223,6 +230,31 @@ def _complete_contexts(values: dict[str, object], source: str) -> None:
             raise RecipeError(f"{source}: global '{key}' must be a mapping (cmd, workdir...)")
 
 
+def _proxy_globals(values: Mapping[str, object], options: ResolveOptions) -> dict[str, object]:
+    """``proxy_local``/``proxy_out``/``proxy_in`` for ``--proxy`` or the cache (or none)."""
+    port = options.cache_port
+    if port is None:
+        if not options.parent_proxy:
+            return {}
+        return dict.fromkeys(("proxy_local", "proxy_out", "proxy_in"), options.parent_proxy)
+    hosts: dict[str, object] = {}
+    for name in ("in", "out"):  # upstream checks the in context first
+        settings = values.get(f"{name}_context")
+        if isinstance(settings, list):
+            settings = {k: v for e in settings if isinstance(e, dict) for k, v in e.items()}
+        host = settings.get("proxy_cache") if isinstance(settings, dict) else None
+        if host is None:
+            raise BuildError(
+                f"Missing variable for {name} context 'proxy_cache' when using the option --cache"
+            )
+        hosts[name] = host
+    return {
+        "proxy_local": f"127.0.0.1:{port}",
+        "proxy_out": f"{ruby_str(hosts['out'])}:{port}",
+        "proxy_in": f"{ruby_str(hosts['in'])}:{port}",
+    }
+
+
 _ERB_RE = re.compile(r"<%(=|#)?\s*(.*?)\s*-?%>", re.S)
 
 
@@ -349,6 +381,7 @@ class _Resolver:
         values = dict(self.raw_globals)
         values["checkpointing_enabled"] = "true" if self.options.checkpointing else "false"
         values["persistent_cache"] = "true" if self.options.persistent_cache else "false"
+        values.update(_proxy_globals(values, self.options))
         if "kameleon_uuid" not in values:
             stored = self.options.stored_uuid
             if stored is not None:

@@ -7,15 +7,17 @@ console, the notebook and the tests drive the very same code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING, Literal, overload
 
 from kameleon_nb.core import messages
-from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.core.contexts import ContextName, ContextSpec
 from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, Section, StepId
 from kameleon_nb.core.plan import Action, BuildOptions, BuildPlan, PlannedStep, plan_build
 from kameleon_nb.core.retention import KEEP_ALL, KEEP_STALE_UNSUPPORTED, removed_stale, retain
@@ -45,6 +47,9 @@ from kameleon_nb.engine.lock import BuildDirLock
 from kameleon_nb.engine.namespace import BuildNamespace, PublishError
 from kameleon_nb.errors import AbortError, BuildError, KameleonError
 
+if TYPE_CHECKING:
+    from kameleon_nb.engine.cache.build_cache import BuildCache
+
 __all__ = ["BuildResult", "Builder", "abort_on_failure"]
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,7 @@ class BuildResult:
     created: list[str] = field(default_factory=list)
     restored: str | None = None
     removed_stale: list[StepId] = field(default_factory=list)
+    cache: list[str] = field(default_factory=list)  # what the persistent cache did
     seconds: float = 0.0
 
 
@@ -94,14 +100,20 @@ class Builder:
         timeout: float | None = None,
         open_shell: Callable[[ContextName], None] | None = None,
         isolate_mounts: bool = True,
+        cache: BuildCache | None = None,
     ) -> None:
         self.recipe = recipe
         self._emit = on_event
+        self.cache = cache
+        if cache is not None:
+            cache.tell(self._say)
         self.lock = BuildDirLock(recipe.kameleon_cwd)
         self.lock.acquire()
         try:
-            self.contexts = Contexts(recipe.contexts, shells or _default_shell_factory(), on_event)
-            self.namespace = BuildNamespace()
+            self.contexts = Contexts(
+                self._context_specs(recipe), shells or _default_shell_factory(), on_event
+            )
+            self.namespace = BuildNamespace(offline=cache is not None and cache.offline)
             if isolate_mounts and shells is None:
                 self.namespace.start()
                 self.contexts.set_launcher(self.namespace.launcher())
@@ -109,12 +121,38 @@ class Builder:
             self.runner = CommandRunner(
                 self.contexts, on_event, on_failure, timeout=timeout, open_shell=open_shell
             )
+            self.runner.pipe_recorder = cache
         except BaseException:
             self.lock.release()
             raise
         self._checkpoints = checkpoints
         self._own_checkpoints = checkpoints is None
         self._existing: frozenset[StepId] | None = None
+
+    def _say(self, text: str) -> None:
+        self._emit(Message(text))
+
+    def attach_cache(self, cache: BuildCache | None, recipe: ResolvedRecipe) -> None:
+        """Record the next builds into ``cache`` (None: no more), with ``recipe``.
+
+        The recipe's ``proxy_*`` globals name the cache's proxy. Contexts restart when
+        next used, with their variables. A replay needs a builder made with its cache
+        (its network namespace is offline).
+        """
+        if cache is not None and cache.offline and not self.namespace.offline:
+            raise BuildError("A build from a cache archive needs a builder of its own")
+        self.cache = cache
+        if cache is not None:
+            cache.tell(self._say)
+        self.runner.pipe_recorder = cache
+        self.update_recipe(recipe)
+
+    def _context_specs(self, recipe: ResolvedRecipe) -> dict[ContextName, ContextSpec]:
+        """The recipe's contexts, trusting the cache's CA when there is a cache."""
+        if self.cache is None:
+            return dict(recipe.contexts)
+        ca = str(self.cache.ca_certificate)
+        return {n: dataclasses.replace(s, ca_file=ca) for n, s in recipe.contexts.items()}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Builder:
@@ -152,8 +190,8 @@ class Builder:
             self.lock = lock
             self.records = CheckpointRecords(recipe.kameleon_cwd)
             self._existing = None
-        self.contexts.update_specs(recipe.contexts)
         self.recipe = recipe
+        self.contexts.update_specs(self._context_specs(recipe))
 
     @property
     def has_mechanism(self) -> bool:
@@ -205,17 +243,23 @@ class Builder:
             if options.checkpointing and not self.has_mechanism:
                 raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
             plan = self.plan(options)
+            if self.cache is not None:
+                self.cache.start(self.namespace.launcher())
             result = self.run(plan)
         except BaseException as err:
             if isinstance(err, CommandFailedError):
                 self._emit(err.failure)
             if not isinstance(err, KeyboardInterrupt):
                 self.publish_rootfs()
+            cause = self._finish_cache(success=False)
             self._emit(BuildFinished(self.recipe.path, time.monotonic() - started, success=False))
+            if cause is not None and not isinstance(err, KeyboardInterrupt):
+                raise cause from err  # a replay's missing request is why the command failed
             raise
         if options.checkpointing:
             result.removed_stale = self.retire_stale(options)
         self.publish_rootfs()
+        result.cache = self._finish_cache(success=True)
         result.seconds = time.monotonic() - started
         self._emit(BuildFinished(self.recipe.path, result.seconds, success=True))
         return result
@@ -337,6 +381,31 @@ class Builder:
         self.records.remove(step_id)
         if self._existing is not None:
             self._existing = self._existing - {step_id}
+
+    @overload
+    def _finish_cache(self, *, success: Literal[True]) -> list[str]: ...
+    @overload
+    def _finish_cache(self, *, success: Literal[False]) -> KameleonError | None: ...
+    def _finish_cache(self, *, success: bool) -> list[str] | KameleonError | None:
+        """Stop the cache proxy; after a success, pack the archive.
+
+        After a success, returns what the cache said (its summary lines, the archive);
+        its errors fail the build. After a failure, returns the cache's error (a
+        replay's request that the archive lacks), to be raised instead of the command's.
+        """
+        if self.cache is None:
+            return [] if success else None
+        if success:
+            try:
+                return self.cache.finish(success=True)
+            except KameleonError:
+                self._emit(BuildFinished(self.recipe.path, 0.0, success=False))
+                raise
+        try:
+            self.cache.finish(success=False)
+        except KameleonError as err:
+            return err
+        return None
 
     def retire_stale(self, options: BuildOptions) -> list[StepId]:
         """Record a successful checkpointed build; remove stale checkpoints it outlived.

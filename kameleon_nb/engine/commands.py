@@ -8,6 +8,7 @@ import enum
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import Command
@@ -16,7 +17,7 @@ from kameleon_nb.engine.events import CommandOutput, EventSink, Failure, Level, 
 from kameleon_nb.engine.pipes import run_pipe
 from kameleon_nb.errors import AbortError, ContextError, ExecError, ShellError
 
-__all__ = ["Choice", "CommandFailedError", "CommandRunner", "FailureHandler"]
+__all__ = ["Choice", "CommandFailedError", "CommandRunner", "FailureHandler", "PipeRecorder"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,23 @@ class CommandFailedError(ExecError):
 @dataclass(slots=True)
 class _Scope:
     slug: str = ""
+    pipes: int = 0  # pipes run so far in the microstep (they name recorded outputs)
+
+
+class PipeRecorder(Protocol):
+    """Where the persistent cache keeps the output of pipes that read from the host."""
+
+    def files(self, key: str, source: ContextName) -> tuple[str | None, str | None]:
+        """``(record_to, replay_from)`` for the pipe ``key`` (both None: run as is).
+
+        Raises:
+            CacheError: a build from an archive that lacks this pipe's output.
+        """
+        ...
+
+    def recorded(self, key: str, path: str) -> None:
+        """The pipe ``key`` succeeded: keep the output written to ``path``."""
+        ...
 
 
 def exec_context(key: str) -> ContextName | None:
@@ -98,6 +116,7 @@ class CommandRunner:
         self._scope = _Scope()
         self._capture: Callable[[str], None] | None = None
         self._in_hook = False
+        self.pipe_recorder: PipeRecorder | None = None
 
     def set_timeout(self, timeout: float | None) -> None:
         """Interrupt any later command that runs longer than ``timeout`` seconds."""
@@ -130,6 +149,7 @@ class CommandRunner:
     def run_microstep(self, commands: tuple[Command, ...], slug: str) -> None:
         """Run every command of a microstep, handling failures as the user chooses."""
         self._scope.slug = slug
+        self._scope.pipes = 0
         for command in commands:
             self.execute(command)
 
@@ -255,6 +275,13 @@ class CommandRunner:
         source, target = ends[0], ends[1]
         source_script = children[0].value if isinstance(children[0].value, str) else ""
         target_script = children[1].value if isinstance(children[1].value, str) else ""
+        self._scope.pipes += 1
+        # the microstep and the pipe's rank in it: not the command's text, whose
+        # resolved paths differ where the archive is unpacked
+        key = f"{self._scope.slug}#{self._scope.pipes}:{source.value}"
+        record_to = replay_from = None
+        if self.pipe_recorder is not None and not self._in_hook:
+            record_to, replay_from = self.pipe_recorder.files(key, source)
         try:
             status, tail = run_pipe(
                 self.contexts,
@@ -262,11 +289,15 @@ class CommandRunner:
                 (target, target_script),
                 on_output=lambda ctx, text: self._output(ctx)(text),
                 timeout=self._timeout,
+                record_to=record_to,
+                replay_from=replay_from,
             )
         except (ContextError, ShellError) as err:
             raise CommandFailedError(self._failure(command, target.value, None, str(err))) from err
         if status != 0:
             raise CommandFailedError(self._failure(command, target.value, status, tail))
+        if record_to is not None and self.pipe_recorder is not None:
+            self.pipe_recorder.recorded(key, record_to)
 
     def _rescue(self, command: Command, interactive: bool) -> None:
         children = command.children

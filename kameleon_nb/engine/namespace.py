@@ -57,10 +57,17 @@ class PublishError(Exception):
 
 
 class BuildNamespace:
-    """The mount namespace shared by a build's context shells."""
+    """The mount namespace shared by a build's context shells.
 
-    def __init__(self) -> None:
+    ``offline=True`` (a build from a cache archive) also gives it a network namespace
+    of its own with nothing but a loopback interface: the contexts, and the cache
+    proxy started in it, reach no other host, so the build proves it needs nothing
+    that is not in the archive.
+    """
+
+    def __init__(self, *, offline: bool = False) -> None:
         self._holder: subprocess.Popen[bytes] | None = None
+        self.offline = offline
 
     @staticmethod
     def supported() -> bool:
@@ -73,10 +80,12 @@ class BuildNamespace:
             return
         if not self.supported():
             return
+        net = ["--net"] if self.offline else []
         self._holder = processes.start_holder(
             [
                 shutil.which("unshare") or "unshare",
                 "--mount",
+                *net,
                 "--propagation",
                 "private",
                 "sleep",
@@ -84,7 +93,24 @@ class BuildNamespace:
             ]
         )
         self._wait_until_entered()
+        if self.offline:
+            self._loopback_up()
         log.debug("build mount namespace held by pid %d", self._holder.pid)
+
+    def _loopback_up(self) -> None:
+        """Bring up ``lo`` in the build's network namespace (it starts down)."""
+        argv = [*self.launcher(), "ip", "link", "set", "lo", "up"]
+        try:
+            done = processes.run(argv, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            self.close()
+            raise ContextError(f"Cannot set up the build's offline network: {err}") from err
+        if done.returncode != 0:
+            self.close()
+            raise ContextError(
+                "Cannot set up the build's offline network (ip link set lo up: "
+                f"{(done.stderr or done.stdout).strip()}); install iproute2"
+            )
 
     def _wait_until_entered(self, timeout: float = 10.0) -> None:
         """Wait until the holder is in its new namespace.
@@ -121,7 +147,9 @@ class BuildNamespace:
             return ()
         assert self._holder is not None
         nsenter = shutil.which("nsenter") or "nsenter"
-        return (nsenter, f"--mount=/proc/{self._holder.pid}/ns/mnt", "--")
+        pid = self._holder.pid
+        net = (f"--net=/proc/{pid}/ns/net",) if self.offline else ()
+        return (nsenter, f"--mount=/proc/{pid}/ns/mnt", *net, "--")
 
     def mount_points(self) -> set[str]:
         """The mount points of the namespace (empty if there is none)."""

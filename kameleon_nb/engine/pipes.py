@@ -46,6 +46,8 @@ def run_pipe(
     *,
     on_output: Callable[[ContextName, str], None],
     timeout: float | None = None,
+    record_to: str | None = None,
+    replay_from: str | None = None,
 ) -> tuple[int, str]:
     """Run ``source``'s command with its stdout piped into ``target``'s command.
 
@@ -55,6 +57,10 @@ def run_pipe(
         target: the context and command that reads it on stdin.
         on_output: receives stderr of the source and output of the target.
         timeout: seconds before both ends are killed.
+        record_to: also copy what the source sends into this file (``tee``; the
+            persistent cache records pipes that read from the host).
+        replay_from: send this file's bytes instead of running the source (a build
+            from a cache archive).
 
     Returns:
         The exit status (the first non-zero of source and target, as with
@@ -63,7 +69,10 @@ def run_pipe(
     Raises:
         CommandTimeoutError: the pipe ran longer than ``timeout``.
     """
-    source_argv = contexts.shell(source[0]).pipe_argv(source[1])
+    if replay_from is not None:
+        source_argv: list[str] = ["cat", "--", replay_from]
+    else:
+        source_argv = list(contexts.shell(source[0]).pipe_argv(source[1]))
     target_argv = contexts.shell(target[0]).pipe_argv(target[1])
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     producer = processes.spawn(
@@ -76,6 +85,20 @@ def run_pipe(
     source_out, source_err = producer.process.stdout, producer.process.stderr
     assert source_out is not None
     assert source_err is not None
+    ends = [producer]
+    if record_to is not None:
+        try:
+            recorder = processes.spawn(
+                ["tee", "--", record_to], stdin=source_out, stdout=subprocess.PIPE
+            )
+        except BaseException:
+            producer.end(graceful=False)
+            raise
+        finally:
+            source_out.close()
+        ends.append(recorder)
+        source_out = recorder.process.stdout
+        assert source_out is not None
     try:
         consumer = processes.spawn(
             target_argv,
@@ -85,10 +108,12 @@ def run_pipe(
             cwd=contexts.spec(target[0]).start_dir,
         )
     except BaseException:
-        producer.end(graceful=False)
+        for end in ends:
+            end.end(graceful=False)
         raise
     finally:
         source_out.close()  # the consumer holds the read end now
+    ends.append(consumer)
     assert consumer.process.stdout is not None
     relays = [
         threading.Thread(target=_relay, args=(source_err, source[0], on_output, tail), daemon=True),
@@ -100,7 +125,7 @@ def run_pipe(
         relay.start()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        for end in (consumer, producer):
+        for end in reversed(ends):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             end.wait(remaining)
     except subprocess.TimeoutExpired as err:
@@ -108,10 +133,9 @@ def run_pipe(
             f"pipe from {source[0].value} to {target[0].value} ran longer than {timeout} s"
         ) from err
     finally:
-        for end in (producer, consumer):
+        for end in ends:
             end.end(graceful=False)
         for relay in relays:
             relay.join(timeout=5)
-    producer_status, consumer_status = producer.poll(), consumer.poll()
-    status = producer_status or consumer_status or 0
+    status = next((s for s in (end.poll() for end in ends) if s), 0)
     return status, "".join(tail)

@@ -49,6 +49,8 @@ def resolve(
     uuid: tuple[str, str] | None = None,
     build_dir_uuid: bool = True,
     require_checkpoint: bool = False,
+    parent_proxy: str = "",
+    cache_port: int | None = None,
 ) -> ResolvedRecipe:
     """Resolve a loaded recipe for a build, with the uuid its build dir recorded.
 
@@ -56,6 +58,8 @@ def resolve(
     session re-resolving its recipe keeps the uuid of its first resolution);
     ``build_dir_uuid=False`` ignores the build dir's (``kameleon info`` does).
     ``require_checkpoint`` makes a recipe without a mechanism a build error.
+    ``parent_proxy`` and ``cache_port`` set the ``proxy_*`` globals (see
+    :class:`~kameleon_nb.core.resolve.ResolveOptions`).
     """
     build_path = os.path.abspath(os.path.join(cwd, build_path or "build"))
     options = ResolveOptions(
@@ -67,6 +71,8 @@ def resolve(
         or (stored_uuid(os.path.join(build_path, loaded.name)) if build_dir_uuid else None),
         builtin_steps_dirs=(BUILTIN_STEPS_DIR,),
         require_checkpoint=require_checkpoint,
+        parent_proxy=parent_proxy,
+        cache_port=cache_port,
     )
     recipe = resolve_recipe(loaded, options, cwd=cwd)
     if (
@@ -92,6 +98,8 @@ def open_recipe(
     text: str | None = None,
     build_dir_uuid: bool = True,
     require_checkpoint: bool = False,
+    parent_proxy: str = "",
+    cache_port: int | None = None,
 ) -> ResolvedRecipe:
     """Load and resolve a recipe as ``kameleon build`` does.
 
@@ -105,6 +113,8 @@ def open_recipe(
         text: the recipe's text when it is not read from ``path`` (notebook cells).
         build_dir_uuid: take the uuid the build dir recorded (not for ``info``).
         require_checkpoint: a recipe without a checkpoint mechanism is a build error.
+        parent_proxy: ``[user:pass@]host:port`` of ``--proxy``, for every context.
+        cache_port: the cache proxy's port (``-C``, ``--from-cache``).
 
     Returns:
         The resolved recipe.
@@ -120,4 +130,6 @@ def open_recipe(
         cwd=cwd,
         build_dir_uuid=build_dir_uuid,
         require_checkpoint=require_checkpoint,
+        parent_proxy=parent_proxy,
+        cache_port=cache_port,
     )

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kameleon_nb.core import messages
+from kameleon_nb.core.cache_options import CacheMode, CacheOptions
 from kameleon_nb.core.cells import DEFAULT_MACROSTEP, DEFAULT_SECTION, MicrostepLine, body_commands
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.loader import LoadedRecipe
@@ -177,14 +178,16 @@ class Session:
         loaded = LoadedRecipe.empty(os.path.join(cwd, f"{name}.yaml"), name)
         return cls(loaded, cwd=cwd, **kwargs)  # type: ignore[arg-type]
 
-    def _resolve(self) -> ResolvedRecipe:
+    def _resolve(self, cache_port: int | None = None) -> ResolvedRecipe:
         return resolve(
             self.loaded,
             cli_globals=self.cli_globals,
             build_path=self.build_path,
             checkpointing=self.checkpointing,
+            persistent_cache=cache_port is not None,
             cwd=self.cwd,
             uuid=self._uuid,
+            cache_port=cache_port,
         )
 
     @property
@@ -471,22 +474,33 @@ class Session:
         self._set_recipe(recipe)
 
     # ------------------------------------------------------------------ builds
-    def build(self, options: BuildOptions) -> BuildResult:
+    def build(self, options: BuildOptions, cache: CacheOptions | None = None) -> BuildResult:
         """Build the whole recipe as it is now (``%kameleon build``).
 
         A build with checkpointing turns it on for the session's later cells; a build
-        without leaves the session's setting as it was.
+        without leaves the session's setting as it was. With ``cache`` (``-C``) the
+        build records its downloads and packs the cache archive; later cells run
+        without the cache proxy again.
 
         Raises:
             KameleonError: the build failed (after its cleanup).
         """
+        if cache is not None and cache.mode is CacheMode.REPLAY:
+            raise BuildError(
+                "A build from a cache archive (--from-cache, --proxy-offline) runs offline in "
+                "a build of its own: run 'kameleon build --from-cache ARCHIVE' in a terminal"
+            )
         kept = self.checkpointing or options.checkpointing
         if options.checkpointing != self.checkpointing:
             self.checkpointing = options.checkpointing
             self._set_recipe(self._resolve())
+        recording = cache is not None and cache.mode is CacheMode.RECORD
         try:
             with self._working(changes_checkpoints=options.checkpointing):
                 builder = self.builder
+                if recording:
+                    assert cache is not None
+                    self._attach_cache(builder, cache)
                 if builder.has_mechanism and options.checkpointing:
                     builder.existing_checkpoints(refresh=True)
                 self._head = None
@@ -495,9 +509,23 @@ class Session:
                 self._head = last[-1].step_id if last else _START
                 return result
         finally:
+            if recording and self._builder is not None:
+                self.recipe = self._resolve()
+                self._builder.attach_cache(None, self.recipe)
             if self.checkpointing != kept:
                 self.checkpointing = kept
                 self._set_recipe(self._resolve())
+
+    def _attach_cache(self, builder: Builder, cache: CacheOptions) -> None:
+        from kameleon_nb.engine.cache.build_cache import (  # noqa: PLC0415 - only with -C
+            BuildCache,
+            open_cache_source,
+        )
+
+        build_path = os.path.abspath(os.path.join(self.cwd, self.build_path or "build"))
+        source = open_cache_source(cache, build_path)
+        self.recipe = self._resolve(cache_port=source.port)
+        builder.attach_cache(BuildCache(source, self.recipe), self.recipe)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoints(self, *, sizes: bool = True) -> list[CheckpointInfo]:

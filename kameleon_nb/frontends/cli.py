@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kameleon_nb._version import UPSTREAM, VERSION
+from kameleon_nb.core.cache_options import add_cache_options
 from kameleon_nb.core.limits import is_utf8, shown_path
 from kameleon_nb.core.options import add_checkpoint_options
 from kameleon_nb.errors import BuildError, KameleonError, UsageError
@@ -120,16 +121,7 @@ def _build_parser() -> _Parser:
         action="store_true",
         help="list the valid checkpoints",
     )
-    build.add_argument("-C", "--enable-cache", action="store_true", help="persistent cache")
-    build.add_argument("--cache-path", help="cache directory")
-    build.add_argument("--from-cache", help="build from a cache archive")
-    build.add_argument(
-        "--cache-archive-compression", choices=["none", "gzip", "bz2", "xz"], default="gzip"
-    )
-    build.add_argument("--polipo-path", help="ignored: kameleon_nb needs no polipo")
-    build.add_argument("--proxy", default="", help="parent HTTP proxy host:port")
-    build.add_argument("--proxy-credentials", default="", help="user:password for --proxy")
-    build.add_argument("--proxy-offline", action="store_true", help="cache offline mode")
+    add_cache_options(build)
     build.add_argument(
         "--log-json",
         metavar="FILE",
@@ -166,7 +158,7 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _recipe_argument(args: argparse.Namespace, stray: list[str]) -> str:
+def _recipe_argument(args: argparse.Namespace, stray: list[str]) -> str | None:
     recipe = args.recipe or (stray[0] if stray else None)
     if stray and args.recipe:
         raise UsageError(f"ERROR: unexpected arguments {stray!r}")
@@ -174,7 +166,7 @@ def _recipe_argument(args: argparse.Namespace, stray: list[str]) -> str:
         raise BuildError(
             "A recipe file or a persistent cache archive is required to run this command."
         )
-    return str(recipe)
+    return None if recipe is None else str(recipe)
 
 
 def _run(argv: Sequence[str]) -> int:

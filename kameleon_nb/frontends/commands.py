@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from kameleon_nb.core.cache_options import cache_options
 from kameleon_nb.core.options import build_options
 from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
@@ -34,10 +35,26 @@ def info(recipes: list[str], cli_globals: Mapping[str, str], *, relative: bool) 
     return 0
 
 
-def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -> int:
-    """``kameleon build``: dry run, clean, list or a real build (in that precedence)."""
+def build(path: str | None, cli_globals: Mapping[str, str], args: argparse.Namespace) -> int:
+    """``kameleon build``: dry run, clean, list or a real build (in that precedence).
+
+    ``path`` may be None with ``--from-cache`` (the archive's recipe is built).
+    """
     options = build_options(args)
+    cache = cache_options(args)
     listing = args.list_checkpoints and not args.dryrun and not args.clean
+    _say(list(cache.notes))
+    source = None
+    if cache.mode is not None:
+        from kameleon_nb.engine.cache.build_cache import open_cache_source  # noqa: PLC0415
+
+        build_path = os.path.abspath(args.build_path or "build")
+        source = open_cache_source(cache, build_path)
+        if path is None:
+            _say(["Using the cached recipe"])
+            path = source.recipe
+        cli_globals = {**source.cli_globals, **cli_globals}
+    assert path is not None
     if not listing:  # upstream lists at its error level: no override lines
         _say_overrides(cli_globals)
     recipe = open_recipe(
@@ -47,6 +64,8 @@ def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -
         checkpointing=options.checkpointing,
         persistent_cache=args.enable_cache,
         require_checkpoint=options.checkpointing,
+        parent_proxy=cache.context_proxy,
+        cache_port=source.port if source is not None else None,
     )
     if not listing:
         _say(list(recipe.warnings))
@@ -67,7 +86,12 @@ def build(path: str, cli_globals: Mapping[str, str], args: argparse.Namespace) -
         return 0
     from kameleon_nb.frontends.console import run_build  # noqa: PLC0415
 
-    return run_build(recipe, options, args)
+    build_cache = None
+    if source is not None and not args.list_checkpoints and not args.clean:
+        from kameleon_nb.engine.cache.build_cache import BuildCache  # noqa: PLC0415
+
+        build_cache = BuildCache(source, recipe)
+    return run_build(recipe, options, args, cache=build_cache)
 
 
 def notebook(

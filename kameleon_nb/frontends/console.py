@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.model import ResolvedRecipe
@@ -32,6 +32,9 @@ from kameleon_nb.engine.events import (
     MicrostepStarted,
 )
 from kameleon_nb.frontends.render import checkpoint_table
+
+if TYPE_CHECKING:
+    from kameleon_nb.engine.cache.build_cache import BuildCache
 
 __all__ = ["ConsoleSink", "ask_on_terminal", "run_build"]
 
@@ -184,7 +187,13 @@ def _sinks(args: argparse.Namespace) -> tuple[EventSink, ConsoleSink, IO[str] | 
     return both, console, log_stream
 
 
-def run_build(recipe: ResolvedRecipe, options: BuildOptions, args: argparse.Namespace) -> int:
+def run_build(
+    recipe: ResolvedRecipe,
+    options: BuildOptions,
+    args: argparse.Namespace,
+    *,
+    cache: BuildCache | None = None,
+) -> int:
     """Run ``kameleon build`` (list, clean or build) with the console as the sink."""
     interactive = not args.script and sys.stdin.isatty()
     sink, console, log_stream = _sinks(args)
@@ -197,6 +206,7 @@ def run_build(recipe: ResolvedRecipe, options: BuildOptions, args: argparse.Name
             on_failure=ask_on_terminal if interactive else abort_on_failure,
             timeout=args.timeout,
             open_shell=_shell_launcher(recipe) if interactive else None,
+            cache=cache,
         ) as builder:
             if args.clean:
                 builder.clean(options)

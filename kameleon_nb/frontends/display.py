@@ -159,10 +159,12 @@ class BuildSummary:
         line = f"Build of '{self.name}' done: " + ", ".join(parts)
         if result.restored:
             line += f" (restarted from checkpoint {result.restored})"
-        return line
+        return "\n".join([line, *result.cache])
 
     def _repr_html_(self) -> str:
-        return f"<b>{html.escape(self.text())}</b> <i>({self.result.seconds:.1f} s)</i>"
+        first, *cache = self.text().split("\n")
+        more = "".join(f"<br>{html.escape(c)}" for c in cache)
+        return f"<b>{html.escape(first)}</b> <i>({self.result.seconds:.1f} s)</i>{more}"
 
     def __repr__(self) -> str:
         return self.text()

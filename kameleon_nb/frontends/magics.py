@@ -21,6 +21,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.display import display as _display
 from traitlets import Float, observe
 
+from kameleon_nb.core.cache_options import add_cache_options, cache_options
 from kameleon_nb.core.cells import (
     RecipeLine,
     add_globals_option,
@@ -59,7 +60,8 @@ USAGE = """\
                          run the cell (shell, or Kameleon commands when it starts with
                          "- ") as that microstep, now, and keep it in the recipe
 %kameleon build [-c] [-F ID|STEP|last] [-B ID] [-E ID] [--microstep-checkpoints first|all]
-                [--keep-stale N|all] [-g key:value ...] [--console]
+                [--keep-stale N|all] [-C [--cache-path DIR]] [--proxy HOST:PORT]
+                [-g key:value ...] [--console]
                          build the whole recipe, with live progress (--console: and
                          the log 'kameleon build' prints)
 %kameleon plan           the recipe's microsteps and checkpoint ids
@@ -79,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = new_parser("%kameleon build")
     add_globals_option(parser)
     add_checkpoint_options(parser)
+    add_cache_options(parser)
     parser.add_argument(
         "--console",
         action="store_true",
@@ -237,6 +240,9 @@ class KameleonMagics(Magics):
         if args.globals:
             session.set_globals(dict(parse_global(g) for g in args.globals))
         options = build_options(args)
+        cache = cache_options(args)
+        for note in cache.notes:
+            print(note)
         progress = BuildProgress()
         shown = _display(progress, display_id=True)  # type: ignore[no-untyped-call]
         console = ConsoleSink(sys.stdout, colour=False) if args.console else None
@@ -247,7 +253,7 @@ class KameleonMagics(Magics):
         )
         try:
             with _subscribed(session, progress), log:
-                result = session.build(options)
+                result = session.build(options, cache if cache.mode is not None else None)
         finally:
             if console is not None:
                 console.flush_output()

@@ -1,7 +1,9 @@
-"""examples/debian end to end (root, debootstrap from the apt mirror, about a minute).
+"""examples/debian end to end (root, debootstrap from the apt mirror, about two minutes).
 
 The only network access is a TCP probe of the mirror apt is configured with (the same
-one the debootstrap step uses), then debootstrap itself.
+one the debootstrap step uses), then debootstrap itself, through the persistent cache
+(``-C``). The cache archive then rebuilds the same appliance offline (``--from-cache``,
+in a network namespace with nothing but loopback).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .buildcheck import cli, decisions, extract, leftovers
+from .buildcheck import cli, decisions, extract, leftovers, members
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debian"
 
@@ -77,7 +79,7 @@ def _skip_reason() -> str | None:
 pytestmark = [pytest.mark.shell, pytest.mark.root, pytest.mark.slow]
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_debian_build_then_no_change_rebuild(tmp_path, monkeypatch):
     reason = _skip_reason()
     if reason:
@@ -87,10 +89,13 @@ def test_debian_build_then_no_change_rebuild(tmp_path, monkeypatch):
     monkeypatch.chdir(target)
 
     started = time.monotonic()
-    code, out = cli("build", "--script", "-c", "debian.yaml", timeout=800)
+    code, out = cli("build", "--script", "-c", "-C", "debian.yaml", timeout=800)
     first = time.monotonic() - started
-    print(f"\ndebian build with checkpoints: {first:.1f} s")
+    print(f"\ndebian build with checkpoints and the cache: {first:.1f} s")
     assert code == 0, out
+    assert re.search(r"^Cache: \d+ request\(s\), .* [1-9]\d* recorded \(\d+\.\d MB\)", out, re.M), (
+        out
+    )
     assert "Successfully built 'debian.yaml'" in out
     assert all(d == "--> Running the step..." for d in decisions(out).values())
     assert list(decisions(out)) == SLUGS
@@ -123,3 +128,35 @@ def test_debian_build_then_no_change_rebuild(tmp_path, monkeypatch):
     assert "Successfully built 'debian.yaml'" in out
     assert second < 15
     assert leftovers(tmp_path) == []
+
+    # the cache archive alone, offline: the same packages, the same files
+    cache = target / "build" / "debian" / "debian-cache.tar.gz"
+    assert cache.is_file(), out
+    started = time.monotonic()
+    code, out = cli(
+        "build", "--script", "--from-cache", str(cache), "-b", str(tmp_path / "offline"),
+        timeout=800,
+    )  # fmt: skip
+    print(f"debian build from the cache archive, offline: {time.monotonic() - started:.1f} s")
+    assert code == 0, out
+    assert "Using the cached recipe" in out
+    assert re.search(r"^Cache: \d+ request\(s\), \d+ answered from the cache", out, re.M), out
+    replayed = next((tmp_path / "offline").rglob("debian/debian.tar.zst"))
+    assert members(replayed) == members(archive)
+    status = "./var/lib/dpkg/status"
+    assert _packages(extract(replayed, status, tmp_path / "r")) == _packages(
+        extract(archive, status, tmp_path / "o")
+    )
+    assert leftovers(tmp_path) == []
+
+
+def _packages(status: str) -> set[str]:
+    """``name version`` of each package a dpkg status file lists."""
+    found, name = set(), ""
+    for line in status.splitlines():
+        if line.startswith("Package: "):
+            name = line.split(": ", 1)[1]
+        elif line.startswith("Version: "):
+            found.add(f"{name} {line.split(': ', 1)[1]}")
+    assert len(found) > 50, status[:500]
+    return found

@@ -27,9 +27,11 @@ from kameleon_nb.engine import processes
 from kameleon_nb.engine.contexts import CommandResult
 from kameleon_nb.engine.shell.output import Collector, Output, OutputCallback, last_output
 from kameleon_nb.engine.shell.protocol import (
+    CA_VARIABLES,
     MAY_UNSET_RE,
     NO_TERMINAL_NOTICES,
     OWN_FUNCTIONS,
+    PROXY_VARIABLES,
     Scanner,
     ansi_c_words,
     helper_functions,
@@ -497,10 +499,14 @@ class ContextShell:
         if spec.proxy:
             url = q(f"http://{spec.proxy}")
             host = spec.proxy.split(":", 1)[0]
-            names = ("http_proxy", "https_proxy", "ftp_proxy", "rsync_proxy", "all_proxy")
-            lines += [f"builtin export {name}={url} {name.upper()}={url}" for name in names]
+            lines += [f"builtin export {n}={url} {n.upper()}={url}" for n in PROXY_VARIABLES]
             no_proxy = q(f"localhost,{host},127.0.0.1,localaddress,.localdomain")
             lines.append(f"builtin export no_proxy={no_proxy} NO_PROXY={no_proxy}")
+        if spec.ca_file:
+            # only where the file is seen (a chroot does not see the host's files)
+            ca = q(spec.ca_file)
+            exports = " ".join(f"{name}={ca}" for name in CA_VARIABLES)
+            lines.append(f"[[ -r {ca} ]] && builtin export {exports}")
         if spec.workdir:
             lines += [
                 f"__knb_wd={q(spec.workdir)}",

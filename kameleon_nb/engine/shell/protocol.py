@@ -15,9 +15,11 @@ from importlib import resources
 from typing import Final, NamedTuple
 
 __all__ = [
+    "CA_VARIABLES",
     "MAY_UNSET_RE",
     "NO_TERMINAL_NOTICES",
     "OWN_FUNCTIONS",
+    "PROXY_VARIABLES",
     "Marker",
     "Scanner",
     "ansi_c_words",
@@ -45,6 +47,22 @@ _PROTECTED_VARS: Final = (  # noqa: SIM905
     "POSIXLY_CORRECT PPID PROMPT_COMMAND PROMPT_DIRTRIM PS0 PS1 PS2 PS4 RANDOM SECONDS "
     "SHELLOPTS SRANDOM TMOUT UID _"
 ).split()
+
+#: What the context's proxy setting exports (both cases, as upstream), and where its
+#: TLS clients find the cache's CA: set from the context's settings each time it starts,
+#: never saved, so a checkpoint or a restart brings back no proxy of another build.
+PROXY_VARIABLES: Final = ("http_proxy", "https_proxy", "ftp_proxy", "rsync_proxy", "all_proxy")
+CA_VARIABLES: Final = (
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+)
+_ENVIRONMENT_VARS: Final = (
+    *(v for n in (*PROXY_VARIABLES, "no_proxy") for v in (n, n.upper())),
+    *CA_VARIABLES,
+)
 
 # Shell words whose use may change the shell itself (not only its variables): a command
 # that contains one of them runs in a subshell. The match is deliberately loose; a false
@@ -157,8 +175,9 @@ def protocol_functions() -> str:
     ``@U@`` with their list, ``@ALL@`` with words that expand to every variable name.
     """
     text = _shell_file("protocol.sh").replace("@ALL@", _all_names())
-    text = text.replace("@U@", " ".join(_PROTECTED_VARS))
-    return text.replace("@P@", _table_entries(_PROTECTED_VARS))
+    protected = [*_PROTECTED_VARS, *_ENVIRONMENT_VARS]
+    text = text.replace("@U@", " ".join(protected))
+    return text.replace("@P@", _table_entries(protected))
 
 
 class Marker(NamedTuple):
