@@ -353,3 +353,22 @@ def test_exporting_an_empty_session_is_refused(ipython, tmp_path):
     result, _, _ = run(ipython, "%kameleon export out")
     assert "Nothing to export" in str(result.error_in_exec)
     assert not (tmp_path / "out").exists()
+
+
+def test_build_with_the_persistent_cache_shows_what_it_recorded(ipython, recipe, tmp_path):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    # a pipe from the host is recorded: the summary says so, and the archive is packed
+    ok(
+        ipython,
+        "%%microstep from_host\n- pipe:\n  - exec_local: echo host data\n  - exec_in: cat > host.txt\n",
+    )
+    _, shown = ok(ipython, "%kameleon build -C")
+    summary = shown[-1]
+    assert "Cache: 0 request(s)" in summary
+    assert "1 pipe output(s) recorded" in summary
+    archive = tmp_path / "build" / "appliance" / "appliance-cache.tar.gz"
+    assert f"Cache archive: {archive}" in summary
+    assert archive.is_file()
+    # a replay belongs to the command line: one clear line
+    result, _, _ = run(ipython, f"%kameleon build --from-cache {archive}")
+    assert "kameleon build --from-cache ARCHIVE' in a terminal" in str(result.error_in_exec)
