@@ -140,7 +140,9 @@ def _build_parser() -> _Parser:
     _add_common(info)
     _add_globals(info)
     info.add_argument("--relative", action="store_true", help="relative paths")
-    info.add_argument("--from-cache", help="(unused, as upstream)")
+    info.add_argument(
+        "--from-cache", metavar="ARCHIVE", help="describe the recipe a cache archive holds"
+    )
 
     notebook = commands.add_parser("notebook", help="write a Jupyter notebook for a recipe")
     notebook.add_argument("recipe", nargs="?", help="the recipe file (.yaml may be omitted)")
@@ -182,12 +184,14 @@ def _run(argv: Sequence[str]) -> int:
     cli_globals, stray = _global_pairs(getattr(args, "global_", []))
     if args.command == "info":
         recipes = list(args.recipes) + stray
-        if not recipes:
+        if not recipes and not args.from_cache:
             raise UsageError(
                 'ERROR: "kameleon info" was called with no arguments\n'
                 'Usage: "kameleon info [RECIPE_PATH]..."'
             )
-        return commands.info(recipes, cli_globals, relative=args.relative)
+        return commands.info(
+            recipes, cli_globals, relative=args.relative, from_cache=args.from_cache
+        )
     if args.command == "notebook":
         recipe = args.recipe or (stray[0] if stray else None)
         if recipe is None or (args.recipe and stray):

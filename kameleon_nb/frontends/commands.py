@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from kameleon_nb.core.cache_options import cache_options
 from kameleon_nb.core.options import build_options
@@ -25,8 +26,23 @@ def _say_overrides(cli_globals: Mapping[str, str]) -> None:
     _say([f"CLI Global variable override: {key} => {value}" for key, value in cli_globals.items()])
 
 
-def info(recipes: list[str], cli_globals: Mapping[str, str], *, relative: bool) -> int:
-    """``kameleon info``: one block per recipe."""
+def info(
+    recipes: list[str],
+    cli_globals: Mapping[str, str],
+    *,
+    relative: bool,
+    from_cache: str | None = None,
+) -> int:
+    """``kameleon info``: one block per recipe (``--from-cache``: the archive's recipe)."""
+    if from_cache is not None and not recipes:
+        import tempfile  # noqa: PLC0415
+
+        from kameleon_nb.engine.cache.archive import unpack_archive  # noqa: PLC0415
+
+        _say(["Using the cached recipe"])
+        with tempfile.TemporaryDirectory(prefix="kameleon-info-") as scratch:
+            unpacked = unpack_archive(Path(from_cache), Path(scratch))
+            return info([str(unpacked.recipe)], cli_globals, relative=relative)
     for path in recipes:
         _say_overrides(cli_globals)
         recipe = open_recipe(path, cli_globals=cli_globals, build_dir_uuid=False)

@@ -126,6 +126,10 @@ def test_record_then_replay_offline(
         names = set(tar.getnames())
     assert {"recipe/fetch.yaml", "metadata/header"} <= names
     assert not any(n.startswith(("store/ca", "ca/")) for n in names)  # no CA private key
+    rc, out = cli("info", "--from-cache", str(archive))
+    assert rc == 0, out
+    assert out.startswith("Using the cached recipe\n")
+    assert "[Name]\n -> fetch\n" in out, out
 
     # the origin goes away; the host file changes: the archive alone rebuilds
     server.shutdown()
