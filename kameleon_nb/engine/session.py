@@ -564,6 +564,11 @@ class Session:
         return self._sizes[step_id]
 
     @property
+    def head(self) -> str | None:
+        """The id of the checkpoint the tree is at now (None: unknown, or before any)."""
+        return self._head or None
+
+    @property
     def can_delete(self) -> bool:
         """Whether the recipe's mechanism can remove one checkpoint."""
         builder = self.builder

@@ -146,6 +146,7 @@ class BuildSummary:
 
     name: str
     result: BuildResult
+    log: str | None = None  # the file with all of the build's output
 
     def text(self) -> str:
         """``Build of 'x' done: 3 run, 2 from checkpoint, 1 skipped, 3 checkpoints created``."""
@@ -164,6 +165,8 @@ class BuildSummary:
     def _repr_html_(self) -> str:
         first, *cache = self.text().split("\n")
         more = "".join(f"<br>{html.escape(c)}" for c in cache)
+        if self.log:  # not in the text form: nbval compares it, and the path varies
+            more += f"<br><small>All of its output: <code>{html.escape(self.log)}</code></small>"
         return f"<b>{html.escape(first)}</b> <i>({self.result.seconds:.1f} s)</i>{more}"
 
     def __repr__(self) -> str:

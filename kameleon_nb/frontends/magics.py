@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
+from IPython.display import HTML as _HTML
 from IPython.display import display as _display
 from traitlets import Float, observe
 
@@ -39,6 +41,7 @@ from kameleon_nb.engine.events import CommandOutput, Level, Message
 from kameleon_nb.engine.session import Session
 from kameleon_nb.errors import KameleonError
 from kameleon_nb.errors import UsageError as KameleonUsageError
+from kameleon_nb.frontends.cell_output import BoundedOutput
 from kameleon_nb.frontends.console import ConsoleSink
 from kameleon_nb.frontends.display import (
     BuildSummary,
@@ -125,7 +128,7 @@ class KameleonMagics(Magics):
     def close(self) -> None:
         """End the session: its shells close, its widgets stop acting (unload, new load)."""
         if self._table is not None:
-            self._table.close()
+            self._table.freeze()  # it keeps what it showed, without acting any more
             self._table = None
         if self.session is not None:
             self.session.end()
@@ -155,16 +158,29 @@ class KameleonMagics(Magics):
         return self.session
 
     @staticmethod
-    def _streaming(session: Session, *, output: bool = True) -> AbstractContextManager[None]:
-        """Show command output (unless ``output`` is False) and warnings while it runs."""
+    @contextmanager
+    def _streaming(
+        session: Session, *, output: bool = True, label: str = "output"
+    ) -> Iterator[BoundedOutput]:
+        """Show command output (unless ``output`` is False) and warnings while it runs.
 
-        def show(event: object) -> None:
-            if output and isinstance(event, CommandOutput):
-                sys.stdout.write(event.text)
-            elif isinstance(event, Message) and event.level in (Level.WARNING, Level.ERROR):
-                sys.stderr.write(event.text + "\n")
+        The cell shows a bounded head and tail of the output; the whole of it goes to a
+        log file under the build directory (see :mod:`~kameleon_nb.frontends.cell_output`).
+        """
+        logs = os.path.join(session.recipe.kameleon_cwd, ".kameleon_nb", "logs")
+        with BoundedOutput(logs, label) as shown:
 
-        return _subscribed(session, show)
+            def show(event: object) -> None:
+                if isinstance(event, CommandOutput):
+                    if output:
+                        shown.write(event.text)
+                    else:
+                        shown.log(event.text)
+                elif isinstance(event, Message) and event.level in (Level.WARNING, Level.ERROR):
+                    sys.stderr.write(event.text + "\n")
+
+            with _subscribed(session, show):
+                yield shown
 
     # ------------------------------------------------------------------ magics
     @cell_magic
@@ -177,7 +193,7 @@ class KameleonMagics(Magics):
         with _reported():
             parsed = parse_microstep_line(line)
             session = self._session()
-            with self._streaming(session):
+            with self._streaming(session, label=parsed.name):
                 result = session.run_cell(
                     parsed, cell, source=f"%%microstep {parsed.name}", cell_id=self.cell_id
                 )
@@ -216,11 +232,9 @@ class KameleonMagics(Magics):
         }
 
     def _checkpoints(self, _rest: str, _cell: str | None) -> None:
-        # one live table: an earlier one (an earlier run of the cell) stops listening
-        if self._table is not None:
-            self._table.close()
+        # one live table per session: the earlier one keeps what it showed (frozen)
         self._table = CheckpointTable(self._session())
-        display(self._table)
+        self._table.handle = _display(self._table, display_id=True)  # type: ignore[no-untyped-call]
 
     def _load(self, rest: str, _cell: str | None) -> None:
         session = self._open("load", rest, None)
@@ -246,20 +260,20 @@ class KameleonMagics(Magics):
         progress = BuildProgress()
         shown = _display(progress, display_id=True)  # type: ignore[no-untyped-call]
         console = ConsoleSink(sys.stdout, colour=False) if args.console else None
-        log = (
-            _subscribed(session, console)
-            if console is not None
-            else self._streaming(session, output=False)
-        )
         try:
-            with _subscribed(session, progress), log:
+            with (
+                _subscribed(session, progress),
+                self._streaming(session, output=False, label="build") as log,
+                _subscribed(session, console) if console is not None else nullcontext(),
+            ):
                 result = session.build(options, cache if cache.mode is not None else None)
         finally:
             if console is not None:
                 console.flush_output()
-            if shown is not None:  # its text (for frontends without widgets) is final now
-                shown.update(progress)
-        display(BuildSummary(session.recipe.name, result))
+            if shown is not None:  # final: static HTML, readable without a kernel; no models
+                shown.update(_HTML(progress.snapshot_html()))  # type: ignore[no-untyped-call]
+            progress.close()
+        display(BuildSummary(session.recipe.name, result, log.log_path if log.logged else None))
 
     def _restore(self, rest: str, _cell: str | None) -> None:
         wanted = _one_word(rest, "%kameleon restore ID|STEP|last")

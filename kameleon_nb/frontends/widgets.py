@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import ipywidgets as w
 
@@ -29,7 +29,10 @@ from kameleon_nb.frontends.display import text_table
 
 __all__ = ["BuildProgress", "CheckpointTable", "human_size"]
 
-_COLUMNS = ("id", "step", "created", "size", "state", "", "")
+_COLUMNS = ("id", "step", "created", "size", "state", "tree")
+
+#: the characters of a step's output a static snapshot keeps
+_SNAPSHOT_CHARS = 4000
 
 
 def human_size(size: int | None) -> str:
@@ -55,46 +58,73 @@ def _created(timestamp: float | None) -> str:
 
 
 class CheckpointTable(w.VBox):  # type: ignore[misc]
-    """One row per checkpoint (id, step, created, size, valid or stale) with buttons.
+    """The checkpoints (id, step, created, size, valid or stale, where the tree is).
 
-    ``Restore`` brings the rootfs and the context shells back to that checkpoint;
-    ``Delete`` removes it (when the mechanism has a ``delete`` hook); ``Refresh``
-    lists them again. The table refreshes itself when a cell creates checkpoints.
+    The rows are one HTML table, whatever their number: the widget is a fixed handful
+    of models (the table, a choice of checkpoint, Restore, Delete with its
+    confirmation, Refresh, a status line), so rebuilds never pile models up. Restore
+    acts on one click; Delete asks first. The table refreshes itself when the session
+    creates or removes checkpoints, until a newer table of the session supersedes it:
+    then it keeps what it showed, as static HTML (see :meth:`freeze`). Its
+    ``text/html`` and ``text/plain`` forms read well without a kernel (nbconvert,
+    GitHub, a saved notebook).
     """
+
+    #: the live table of each session (a newer one freezes the older one)
+    _live: ClassVar[dict[int, CheckpointTable]] = {}
 
     def __init__(self, session: Session, **kwargs: Any) -> None:
         self.session = session
-        self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="List again")
-        self.refresh_button.on_click(lambda _button: self.refresh())
-        self.title = w.HTML()
-        self.grid = w.GridBox(
-            layout=w.Layout(grid_template_columns="repeat(7, max-content)", grid_gap="2px 14px")
-        )
-        self.status = w.HTML()
         self.rows: list[CheckpointInfo] = []
-        self.buttons: dict[str, tuple[w.Button, w.Button]] = {}
+        self.head: str | None = None
+        self.handle: Any = None  # the display it is shown in (to freeze it)
         self._log: list[str] | None = None
+        self._pending_delete: str | None = None
+        self.title = w.HTML()
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="List again")
+        self.table = w.HTML()
+        self.choice = w.Dropdown(description="Checkpoint", layout=w.Layout(width="auto"))
+        self.restore_button = w.Button(description="Restore", tooltip="Restore the chosen one")
+        self.delete_button = w.Button(description="Delete", tooltip="Delete the chosen one")
+        self.confirm_button = w.Button(description="Yes, delete", button_style="danger")
+        self.cancel_button = w.Button(description="Cancel")
+        self.status = w.HTML()
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.restore_button.on_click(lambda _b: self._chosen(self.restore))
+        self.delete_button.on_click(lambda _b: self._chosen(self.ask_delete))
+        self.confirm_button.on_click(lambda _b: self.confirm_delete())
+        self.cancel_button.on_click(lambda _b: self.cancel_delete())
+        self.restore_button.add_class("kameleon-restore")
+        self.delete_button.add_class("kameleon-delete")
+        self.confirm = w.HBox([self.confirm_button, self.cancel_button])
+        self.confirm.layout.display = "none"
+        self.controls = w.HBox([self.choice, self.restore_button, self.delete_button, self.confirm])
         super().__init__(
-            [w.HBox([self.title, self.refresh_button]), self.grid, self.status], **kwargs
+            [w.HBox([self.title, self.refresh_button]), self.table, self.controls, self.status],
+            **kwargs,
         )
         self.add_class("kameleon-checkpoints")
+        earlier = self._live.get(id(session))
+        if earlier is not None and earlier is not self:
+            earlier.freeze()
+        self._live[id(session)] = self
         self._unsubscribe = session.subscribe(self._on_session)
         self.refresh()
 
     # ------------------------------------------------------------------ actions
     def refresh(self) -> None:
-        """List the checkpoints again and rebuild the rows."""
+        """List the checkpoints again and redraw."""
         try:
             rows = self.session.checkpoints()
         except KameleonError as err:
             self._say(f"Cannot list checkpoints: {err}", error=True)
             return
-        if rows != self.rows or not self.grid.children:
-            self.rows = rows
-            self._render()
+        self.rows = rows
+        self.head = self.session.head
+        self._render()
 
     def restore(self, step_id: str) -> None:
-        """What a row's Restore button does."""
+        """Restore a checkpoint (what Restore does with the chosen one)."""
         self._log = []  # the output of the mechanism's apply hook, shown under the table
         try:
             info = self.session.restore(step_id)
@@ -103,6 +133,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             return
         finally:
             log, self._log = self._log, None
+        self.refresh()
         stale = "" if info.valid else " (a checkpoint the recipe no longer has)"
         self._say(
             f"Restored checkpoint {info.step_id} ({info.slug}){stale}: the files and the "
@@ -110,8 +141,21 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             detail="".join(log or []),
         )
 
-    def delete(self, step_id: str) -> None:
-        """What a row's Delete button does."""
+    def ask_delete(self, step_id: str) -> None:
+        """Delete, first click: ask to confirm (nothing is removed yet)."""
+        row = next((r for r in self.rows if r.step_id == step_id), None)
+        if row is None:
+            return
+        self._pending_delete = step_id
+        self.confirm.layout.display = ""
+        self._say(f"Delete checkpoint {step_id} ({row.slug})? It cannot be undone.")
+
+    def confirm_delete(self) -> None:
+        """Delete, confirmed."""
+        step_id, self._pending_delete = self._pending_delete, None
+        self.confirm.layout.display = "none"
+        if step_id is None:
+            return
         try:
             info = self.session.delete(step_id)
         except KameleonError as err:
@@ -120,34 +164,70 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.refresh()
         self._say(f"Deleted checkpoint {info.step_id} ({info.slug}).")
 
+    def cancel_delete(self) -> None:
+        """Delete, cancelled."""
+        self._pending_delete = None
+        self.confirm.layout.display = "none"
+        self._say("Nothing deleted.")
+
+    def delete(self, step_id: str) -> None:
+        """Delete a checkpoint at once (both clicks: :meth:`ask_delete`, :meth:`confirm_delete`)."""
+        self.ask_delete(step_id)
+        self.confirm_delete()
+
+    def choose(self, step_id: str) -> None:
+        """Choose a row (what picking it in the list does)."""
+        self.choice.value = step_id
+
+    def _chosen(self, action: Callable[[str], None]) -> None:
+        if self.choice.value:
+            action(str(self.choice.value))
+
+    # ------------------------------------------------------------------ forms
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:
             bundle["text/plain"] = repr(self)  # ipywidgets cuts it at 110 characters
+            bundle["text/html"] = self.snapshot_html()  # no widget renderer, or no kernel
         return bundle
 
     def __repr__(self) -> str:
         """The table as text (what a frontend without widgets shows)."""
-        header = ("id", "step", "created", "size", "state")
-        rows = [
-            (
-                r.step_id,
-                r.slug,
-                _created(r.created),
-                human_size(r.size),
-                "valid" if r.valid else "stale",
-            )
-            for r in self.rows
-        ]
+        header = ("id", "step", "created", "size", "state", "tree")
+        rows = [(*_cells(r), "here" if r.step_id == self.head else "") for r in self.rows]
         title = f"Checkpoints of '{self.session.recipe.name}': {len(rows)}"
         return title + ("\n" + text_table(header, rows) if rows else "")
+
+    def snapshot_html(self) -> str:
+        """What the table shows now, as static HTML (title, rows, last status)."""
+        return (
+            f"<div class='kameleon-checkpoints-snapshot'>{self.title.value}"
+            f"{self.table.value}{self.status.value}</div>"
+        )
+
+    def freeze(self) -> None:
+        """Keep what the table shows as static HTML; stop listening; free the widgets.
+
+        A newer table of the session supersedes this one: the cell keeps the rows it
+        showed then (a notebook's text talks about those), and a saved notebook shows
+        them without a kernel.
+        """
+        snapshot = self.snapshot_html()
+        if self.handle is not None:
+            from IPython.display import HTML  # noqa: PLC0415
+
+            self.handle.update(HTML(snapshot))  # type: ignore[no-untyped-call]
+        self.close()
 
     def close(self) -> None:
         """Stop listening to the session, then close the widget and its parts."""
         self._unsubscribe()
-        for widget in (*self.grid.children, self.grid, self.title, self.status):
-            widget.close()
-        self.refresh_button.close()
+        if self._live.get(id(self.session)) is self:
+            del self._live[id(self.session)]
+        _close_tree(*self.children)
+        for part in (self.layout, getattr(self, "style", None)):
+            if isinstance(part, w.Widget):
+                part.close()
         super().close()
 
     # ------------------------------------------------------------------ drawing
@@ -165,67 +245,76 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             f"<b>Checkpoints of '{_escape(name)}'</b>: {count} "
             f"({sum(r.valid for r in self.rows)} valid)"
         )
-        cells: list[w.Widget] = [w.HTML(f"<b>{c}</b>") for c in _COLUMNS]
-        self.buttons = {}
-        can_delete = self.session.can_delete
-        for row in self.rows:
-            restore = w.Button(
-                description="Restore",
-                tooltip=f"Restore {row.step_id}",
-                layout=w.Layout(width="auto"),
-            )
-            delete = w.Button(
-                description="Delete",
-                layout=w.Layout(width="auto"),
-                tooltip=f"Delete {row.step_id}"
-                if can_delete
-                else "This mechanism has no 'delete' hook",
-            )
-            restore.add_class("kameleon-restore")
-            delete.add_class("kameleon-delete")
-            restore.on_click(_bind(self.restore, row.step_id))
-            delete.on_click(_bind(self.delete, row.step_id))
-            delete.disabled = not can_delete or self.session.busy
-            restore.disabled = self.session.busy
-            self.buttons[row.step_id] = (restore, delete)
-            state = "valid" if row.valid else "stale"
-            cells += [
-                w.Label(row.step_id),
-                w.Label(row.slug),
-                w.Label(_created(row.created)),
-                w.Label(human_size(row.size)),
-                w.HTML(f"<span class='kameleon-{state}'>{state}</span>"),
-                restore,
-                delete,
-            ]
         if not self.rows:
-            cells.append(w.Label("No checkpoint yet."))
-        old = self.grid.children
-        self.grid.children = cells
-        for widget in old:  # closed, or every refresh would leak widgets (and comms)
-            widget.close()
+            self.table.value = "<i>No checkpoint yet.</i>"
+        else:
+            body = "".join(_html_row(r, here=r.step_id == self.head) for r in self.rows)
+            head = "".join(f"<th style='text-align:left'>{c}</th>" for c in _COLUMNS)
+            self.table.value = (
+                "<table class='kameleon-nb kameleon-checkpoint-rows'>"
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            )
+        kept = self.choice.value
+        self.choice.options = [(f"{r.slug} ({r.step_id})", r.step_id) for r in self.rows]
+        ids = [r.step_id for r in self.rows]
+        self.choice.value = kept if kept in ids else (ids[-1] if ids else None)
+        self._set_busy(self.session.busy)
 
     def _set_busy(self, busy: bool) -> None:
-        can_delete = self.session.can_delete if not busy else False
+        nothing = not self.rows
         self.refresh_button.disabled = busy
-        for restore, delete in self.buttons.values():
-            restore.disabled = busy
-            delete.disabled = busy or not can_delete
+        self.restore_button.disabled = busy or nothing
+        self.delete_button.disabled = busy or nothing or not self.session.can_delete
+        self.delete_button.tooltip = (
+            "Delete the chosen one (asks first)"
+            if self.session.can_delete
+            else "This mechanism has no 'delete' hook"
+        )
+        self.confirm_button.disabled = busy
 
     def _on_session(self, event: object) -> None:
         if isinstance(event, SessionChanged):
-            self._set_busy(event.busy)
             if not event.busy and event.checkpoints_changed:
                 self.refresh()
+            else:
+                self._set_busy(event.busy)
+                if not event.busy and self.head != self.session.head:
+                    self.head = self.session.head
+                    self._render()
         elif isinstance(event, CommandOutput) and self._log is not None:
             self._log.append(event.text)
 
 
-def _bind(action: Callable[[str], None], step_id: str) -> Callable[[w.Button], None]:
-    def on_click(_button: w.Button) -> None:
-        action(step_id)
+def _cells(row: CheckpointInfo) -> tuple[str, str, str, str, str]:
+    state = "valid" if row.valid else "stale"
+    return row.step_id, row.slug, _created(row.created), human_size(row.size), state
 
-    return on_click
+
+def _html_row(row: CheckpointInfo, *, here: bool) -> str:
+    step_id, slug, created, size, state = _cells(row)
+    marker = "◀ the tree is here" if here else ""
+    style = " style='font-weight:bold'" if here else ""
+    return (
+        f"<tr{style}><td><code>{step_id}</code></td><td>{_escape(slug)}</td><td>{created}</td>"
+        f"<td>{size}</td><td><span class='kameleon-{state}'>{state}</span></td>"
+        f"<td>{marker}</td></tr>"
+    )
+
+
+def _close_tree(*widgets: w.Widget) -> None:
+    """Close widgets, their children, and the layout and style models each one holds.
+
+    ``Widget.close`` leaves a widget's ``layout`` and ``style`` (models of their own) in
+    the kernel: without this, every closed view would leak two or three models.
+    """
+    for widget in widgets:
+        for child in getattr(widget, "children", ()):
+            _close_tree(child)
+        for part in ("layout", "style"):
+            model = getattr(widget, part, None)
+            if isinstance(model, w.Widget):
+                model.close()
+        widget.close()
 
 
 def _escape(text: str) -> str:
@@ -261,6 +350,40 @@ class BuildProgress(w.VBox):  # type: ignore[misc]
     def __repr__(self) -> str:
         """One line of text (what a frontend without widgets shows)."""
         return f"Build progress: {self.done}/{self.total} microsteps, {self.current.value}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = repr(self)
+            bundle["text/html"] = self.snapshot_html()
+        return bundle
+
+    def snapshot_html(self) -> str:
+        """The progress as static HTML: the last line, then each step's output, folded."""
+        self._flush()
+        colour = {"success": "#060", "danger": "#b00"}.get(self.bar.bar_style, "#333")
+        lines = [
+            f"<div class='kameleon-progress-snapshot'><b style='color:{colour}'>"
+            f"{_escape(self.bar.description)} microsteps: {_escape(self.current.value)}</b> "
+            f"<i>({_escape(self.elapsed.value)})</i>"
+        ]
+        for title, slug in zip(self._titles, self._outputs, strict=True):
+            text = self._texts[slug]
+            shown = text if len(text) <= _SNAPSHOT_CHARS else "…" + text[-_SNAPSHOT_CHARS:]
+            opened = " open" if slug == self.failed else ""
+            lines.append(
+                f"<details{opened}><summary>{_escape(title)}</summary>"
+                f"<pre style='margin:2px 0'>{_escape(shown)}</pre></details>"
+            )
+        return "".join(lines) + "</div>"
+
+    def close(self) -> None:
+        """Close the widget and every part of it (its models go away)."""
+        _close_tree(*self.children)
+        for part in (self.layout, getattr(self, "style", None)):
+            if isinstance(part, w.Widget):
+                part.close()
+        super().close()
 
     def __call__(self, event: object) -> None:
         """Take one build event (the progress view is a session listener)."""

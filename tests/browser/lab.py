@@ -626,6 +626,16 @@ class Notebook:
         )
         return buttons.nth(matches[0])
 
+    def choose(self, text: str, *, cell: int | str) -> None:
+        """Pick, in the last drop-down list of ``cell``'s output, the entry that shows ``text``."""
+        with self.lab.diagnosed(f"choosing {text!r} in cell {cell!r}"):
+            select = self.output(cell).locator("select").last
+            expect(select).to_be_enabled()
+            labels = select.locator("option").all_inner_texts()
+            matches = [label for label in labels if text in label]
+            assert len(matches) == 1, f"{text!r} in {labels!r}"
+            select.select_option(label=matches[0])
+
     def click(self, label: str, *, cell: int | str, row: str | None = None) -> None:
         """Click a widget button (see :meth:`button`) as a person would."""
         target = self.button(label, cell=cell, row=row)

@@ -27,7 +27,8 @@ def test_restore_from_the_checkpoint_table(lab: Lab) -> None:
     # after Run All the motd is the one of the last cell
     assert "Restored, then changed: kameleon-busybox" in nb.output_text("%%microstep motd")
     table = "%kameleon checkpoints"
-    nb.click("Restore", cell=table, row=STEP)
+    nb.choose(STEP, cell=table)
+    nb.click("Restore", cell=table)
     clicked = nb.output(table).last  # the button used is the one of the last table
     expect(clicked).to_contain_text(f"({STEP}):", timeout=30_000)
     status = clicked.inner_text()

@@ -372,3 +372,21 @@ def test_build_with_the_persistent_cache_shows_what_it_recorded(ipython, recipe,
     # a replay belongs to the command line: one clear line
     result, _, _ = run(ipython, f"%kameleon build --from-cache {archive}")
     assert "kameleon build --from-cache ARCHIVE' in a terminal" in str(result.error_in_exec)
+
+
+def test_a_flood_of_output_keeps_a_bounded_head_and_tail_and_a_full_log(ipython, recipe, tmp_path):
+    ok(ipython, f"%kameleon load {recipe.name}")
+    out, shown = ok(ipython, "%%microstep flood --context local\nseq 1 50000\n")
+    lines = out.splitlines()
+    assert lines[:3] == ["1", "2", "3"]
+    assert lines[-1] == "50000"
+    assert len(lines) == 2001  # head, one note, tail: not 50,000
+    assert "1000" in lines
+    assert "49001" in lines
+    assert "25000" not in lines
+    assert any("lines not shown here" in s for s in shown)  # the live count
+    note = lines[1000]  # between the head and the tail
+    assert note.startswith("[48,000 lines not shown here; all of the output is in ")
+    log = Path(note.removesuffix("]").rsplit(" in ", 1)[1])
+    assert log.read_text().splitlines() == [str(n) for n in range(1, 50001)]
+    assert log.is_relative_to(tmp_path / "build" / "appliance" / ".kameleon_nb" / "logs")

@@ -66,8 +66,8 @@ def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back
     assert etc(tmp_path) == {"one", "two", "three"}
 
     two = table.rows[2].step_id
-    restore, _delete = table.buttons[two]
-    restore.click()
+    table.choose(two)
+    table.restore_button.click()
     assert etc(tmp_path) == {"one", "two"}
     assert f"Restored checkpoint {two} (setup/files/two)" in table.status.value
     seen: list[str] = []
@@ -76,9 +76,11 @@ def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back
     assert result.slug == "setup/notebook/check"
     assert "".join(seen) == "level=two\n"  # the in context's variables came back too
 
-    restore, _ = table.buttons[table.rows[1].step_id]
-    restore.click()
+    table.choose(table.rows[1].step_id)
+    table.restore_button.click()
     assert etc(tmp_path) == {"one"}
+    assert "◀ the tree is here" in table.table.value  # on the row of setup/files/one
+    assert table.head == table.rows[1].step_id
 
 
 def test_delete_and_refresh(session):
@@ -86,8 +88,15 @@ def test_delete_and_refresh(session):
     table = CheckpointTable(session)
     assert session.can_delete
     victim = table.rows[-1].step_id
-    _, delete = table.buttons[victim]
-    delete.click()
+    table.choose(victim)
+    table.delete_button.click()  # asks first: nothing is gone yet
+    assert "It cannot be undone" in table.status.value
+    assert victim in {r.step_id for r in session.checkpoints()}
+    table.cancel_button.click()
+    assert "Nothing deleted" in table.status.value
+    assert victim in {r.step_id for r in session.checkpoints()}
+    table.delete_button.click()
+    table.confirm_button.click()
     assert victim not in {r.step_id for r in table.rows}
     assert "Deleted checkpoint" in table.status.value
     assert victim not in {r.step_id for r in session.checkpoints()}
@@ -111,7 +120,7 @@ def test_edited_steps_make_later_checkpoints_stale(session):
     for slug in ("setup/files/one", "setup/files/two", "setup/files/three"):
         assert valid[before[slug]] is False
     assert [r.valid for r in table.rows] == [True, True, False, False, False]
-    assert "stale" in str([c.value for c in table.grid.children if hasattr(c, "value")])
+    assert table.table.value.count("kameleon-stale") == 3
 
 
 def test_buttons_are_disabled_while_a_step_runs(session):
@@ -122,7 +131,9 @@ def test_buttons_are_disabled_while_a_step_runs(session):
     def watch(event):
         if isinstance(event, CommandOutput):
             seen.append(
-                table.refresh_button.disabled and all(r.disabled for r, _ in table.buttons.values())
+                table.refresh_button.disabled
+                and table.restore_button.disabled
+                and table.delete_button.disabled
             )
 
     session.subscribe(watch)
@@ -130,7 +141,7 @@ def test_buttons_are_disabled_while_a_step_runs(session):
     assert seen
     assert all(seen)
     assert not table.refresh_button.disabled
-    assert not any(r.disabled for r, _ in table.buttons.values())
+    assert not table.restore_button.disabled
 
 
 def test_a_failed_restore_is_reported_in_the_table(session, tmp_path):
@@ -139,8 +150,8 @@ def test_a_failed_restore_is_reported_in_the_table(session, tmp_path):
     store = tmp_path / "build" / "r" / "checkpoints" / "rsync"
     victim = table.rows[0].step_id
     (store / victim).rename(store / "elsewhere")  # lost behind the mechanism's back
-    restore, _ = table.buttons[victim]
-    restore.click()
+    table.choose(victim)
+    table.restore_button.click()
     assert "Restore failed" in table.status.value
 
 
@@ -181,17 +192,21 @@ def test_build_progress_shows_the_failing_step(session):
 def test_the_table_as_text_is_complete(session):
     session.build(BuildOptions(checkpointing=True))
     table = CheckpointTable(session)
-    text = table._repr_mimebundle_()["text/plain"]
+    bundle = table._repr_mimebundle_()
+    text = bundle["text/plain"]
     assert text.startswith("Checkpoints of 'r': 4\nid")
     assert all(r.step_id in text for r in table.rows)  # not cut at 110 characters
+    # without widgets (nbconvert, GitHub, a saved notebook): the rows as HTML
+    assert all(r.step_id in bundle["text/html"] for r in table.rows)
+    assert "setup/files/three" in bundle["text/html"]
 
 
 def test_a_table_of_an_ended_session_says_so(session):
     session.build(BuildOptions(checkpointing=True))
     table = CheckpointTable(session)
     session.end()
-    restore, _ = table.buttons[table.rows[0].step_id]
-    restore.click()
+    table.choose(table.rows[0].step_id)
+    table.restore_button.click()
     assert "Restore failed" in table.status.value
     assert "has ended" in table.status.value
 
@@ -215,3 +230,64 @@ def test_build_progress_of_a_build_that_cannot_start(session):
         session.build(BuildOptions(checkpointing=True, from_checkpoint="nosuch"))
     assert progress.current.value == "failed before any step ran"
     assert progress.bar.bar_style == "danger"
+
+
+def _models() -> int:
+    """The widget models the kernel holds (ipywidgets 8 keeps them in this registry)."""
+    from ipywidgets.widgets import widget
+
+    return len(widget._instances)
+
+
+def test_models_stay_flat_across_rebuilds_and_tables(session):
+    def round_trip() -> None:
+        progress = BuildProgress()
+        unsubscribe = session.subscribe(progress)
+        session.build(BuildOptions(checkpointing=True, from_checkpoint="bootstrap/make/tree"))
+        unsubscribe()
+        progress.snapshot_html()
+        progress.close()
+        CheckpointTable(session)  # supersedes (freezes) the previous one
+
+    session.build(BuildOptions(checkpointing=True))
+    round_trip()
+    after_one = _models()
+    for _ in range(3):
+        round_trip()
+    assert _models() == after_one
+    # one table is a fixed handful of models, however many rows
+    before = _models()
+    for number in range(12):
+        cell(session, f"more{number} --context in", f"echo {number} > etc/more{number}")
+    table = CheckpointTable(session)
+    assert len(table.rows) >= 16
+    assert _models() - before <= 40
+
+
+def test_a_superseded_table_keeps_what_it_showed(session):
+    session.build(BuildOptions(checkpointing=True))
+
+    class Handle:
+        shown = None
+
+        def update(self, obj):
+            self.shown = obj
+
+    first = CheckpointTable(session)
+    first.handle = Handle()
+    shown_then = first.table.value
+    CheckpointTable(session)  # a newer table of the session
+    assert first.handle.shown is not None
+    assert shown_then in first.handle.shown.data  # the rows it showed, as static HTML
+    cell(session, "later --context in", "echo later > etc/later")
+    assert "setup/notebook/later" not in first.handle.shown.data  # frozen: no refresh
+
+
+def test_build_progress_snapshot_is_static_html(session):
+    progress = BuildProgress()
+    session.subscribe(progress)
+    session.build(BuildOptions(checkpointing=True))
+    snapshot = progress.snapshot_html()
+    assert "4/4 microsteps: done" in snapshot
+    assert "<details><summary>✔ setup/files/two" in snapshot
+    assert "line 1\nline 2\nline 3\n" in snapshot
