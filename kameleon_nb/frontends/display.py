@@ -190,19 +190,24 @@ def _script_lines(text: str) -> list[str]:
 
 
 def failure_text(failure: Failure, *, lines: int = 10) -> str:
-    """A short report: step, context, command, exit status, last lines of output."""
+    """A short report: step and context, what happened, the command, its last lines.
+
+    ``setup/x/y failed in the out context: exit status 3`` first, then the command on
+    a line of its own, so a reason (a timeout...) never runs into the command text.
+    """
     command = _script_lines(failure.command)
     shown = command[0] if command else ""
     if len(command) > 1:
         shown += f" … (+{len(command) - 1} lines)"
+    tail = failure.tail.rstrip("\n").splitlines()
     if failure.interrupted:
-        status = "was interrupted"
-    elif failure.exit_status is None:
-        status = "could not run"
+        status = "interrupted"
+    elif failure.exit_status is None:  # it could not run or finish: the reason is the text
+        status, tail = (tail[0] if tail else "it could not run"), tail[1:]
     else:
-        status = f"exited with status {failure.exit_status}"
-    text = f"{failure.slug or 'command'} failed: [{failure.context}] {shown} {status}"
-    tail = failure.tail.rstrip("\n").splitlines()[-lines:]
-    if tail:
-        text += "\nlast lines of output:\n" + "\n".join(f"  {line}" for line in tail)
+        status = f"exit status {failure.exit_status}"
+    text = f"{failure.slug or 'a command'} failed in the {failure.context} context: {status}"
+    text += f"\n  command: {shown}"
+    if tail[-lines:]:
+        text += "\nlast lines of output:\n" + "\n".join(f"  {line}" for line in tail[-lines:])
     return text

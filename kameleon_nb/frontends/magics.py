@@ -41,8 +41,10 @@ from kameleon_nb.engine.events import CommandOutput, Level, Message
 from kameleon_nb.engine.session import Session
 from kameleon_nb.errors import KameleonError
 from kameleon_nb.errors import UsageError as KameleonUsageError
+from kameleon_nb.frontends.cell_errors import CellError, StepFailed
 from kameleon_nb.frontends.cell_output import BoundedOutput
 from kameleon_nb.frontends.console import ConsoleSink
+from kameleon_nb.frontends.diff_view import DiffView, every_step
 from kameleon_nb.frontends.display import (
     BuildSummary,
     CellSummary,
@@ -72,6 +74,8 @@ USAGE = """\
 %kameleon restore ID|STEP|last
                          bring the files and the context shells back to a checkpoint
 %kameleon delete ID      remove one checkpoint
+%kameleon diff [A [B]]   what step A changed, or what changed from checkpoint A to B
+                         (ids, steps or last); no argument: what each step changed
 %kameleon shell CONTEXT COMMAND
                          run one command in local, out or in (not kept in the recipe)
 %kameleon vars           the recipe's global variables, resolved
@@ -225,6 +229,7 @@ class KameleonMagics(Magics):
             "checkpoints": self._checkpoints,
             "restore": self._restore,
             "delete": self._delete,
+            "diff": self._diff,
             "shell": self._shell,
             "vars": lambda _rest, _cell: display(VarsView(self._session().recipe)),
             "export": self._export,
@@ -286,6 +291,15 @@ class KameleonMagics(Magics):
         wanted = _one_word(rest, "%kameleon delete ID")
         info = self._session().delete(wanted)
         print(f"Deleted checkpoint {info.step_id} ({info.slug})")
+
+    def _diff(self, rest: str, _cell: str | None) -> None:
+        words = _words(rest, "%kameleon diff [A [B]]")
+        if len(words) > 2:
+            raise KameleonUsageError("usage: %kameleon diff [ID|STEP|last [ID|STEP|last]]")
+        session = self._session()
+        with self._streaming(session, output=False):
+            shown = DiffView(session.diff(*words)) if words else every_step(session)
+        display(shown)
 
     def _shell(self, rest: str, _cell: str | None) -> None:
         context, _, command = rest.partition(" ")
@@ -365,14 +379,20 @@ def _subscribed(session: Session, listener: Callable[[Any], None]) -> Iterator[N
 
 @contextmanager
 def _reported() -> Iterator[None]:
-    """Turn kameleon_nb's errors into a short ``UsageError`` (no traceback)."""
+    """Turn kameleon_nb's errors into short cell errors (no traceback).
+
+    A magic called the wrong way is IPython's ``UsageError``; a failed step is a
+    :class:`StepFailed`; anything else kameleon_nb refuses is a :class:`CellError`.
+    """
     try:
         yield
     except CommandFailedError as err:
-        raise UsageError(failure_text(err.failure)) from None
-    except KameleonError as err:
+        raise StepFailed(failure_text(err.failure)) from None
+    except KameleonUsageError as err:
         raise UsageError(str(err)) from None
+    except KameleonError as err:
+        raise CellError(str(err)) from None
     except KeyboardInterrupt:
-        raise UsageError(
+        raise StepFailed(
             "Interrupted: the command was stopped; the context shells and their variables live on"
         ) from None

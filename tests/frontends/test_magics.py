@@ -11,6 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
+from kameleon_nb.frontends.cell_errors import CellError
 from tests.frontends.recipes import DIRECTORY_APPLIANCE
 
 pytestmark = [pytest.mark.shell, pytest.mark.jupyter]
@@ -76,11 +77,11 @@ def test_load_shows_the_plan(ipython, recipe):
 
 def test_load_errors_name_the_file(ipython, tmp_path):
     result, _, _ = run(ipython, "%kameleon load missing.yaml")
-    assert isinstance(result.error_in_exec, UsageError)
+    assert isinstance(result.error_in_exec, CellError)
     assert "missing.yaml" in str(result.error_in_exec)
     (tmp_path / "broken.yaml").write_text("global: [unclosed\n")
     result, _, _ = run(ipython, "%kameleon load broken.yaml")
-    assert isinstance(result.error_in_exec, UsageError)
+    assert isinstance(result.error_in_exec, CellError)
     assert "broken.yaml" in str(result.error_in_exec)
 
 
@@ -125,12 +126,14 @@ def test_a_failing_cell_raises_a_short_error_and_the_context_survives(ipython, r
     ok(ipython, f"%kameleon load {recipe.name}")
     result, out, _ = run(ipython, "%%microstep broken --context out\necho before\nfalse\n")
     error = result.error_in_exec
-    assert type(error) is UsageError  # an instance of IPython's own class: no traceback
+    assert type(error).__name__ == "StepFailed"  # its own class, shown without a traceback
+    assert error._render_traceback_()[0] == (
+        "✘ setup/notebook/broken failed in the out context: exit status 1"
+    )
     text = str(error)
-    assert text.startswith("setup/notebook/broken failed: [out] echo before")
-    assert "exited with status 1" in text
+    assert "\n  command: echo before … (+1 lines)\n" in text
     assert "  before" in text
-    assert out == "before\n"
+    assert out.startswith("before\n")  # then (in a terminal IPython) the error itself
     out, _ = ok(ipython, "%%microstep broken --context out\necho fixed\n")
     assert out == "fixed\n"
 
@@ -145,7 +148,7 @@ def test_bad_cells_give_clear_errors(ipython, recipe):
         ("%%microstep a\n- exec_in: echo $${nope}\n", "nope"),
     ]:
         result, _, _ = run(ipython, source)
-        assert isinstance(result.error_in_exec, UsageError), source
+        assert isinstance(result.error_in_exec, UsageError | CellError), source
         assert expected in str(result.error_in_exec), (source, str(result.error_in_exec))
     # a rejected cell leaves the recipe as it was
     _, plan = ok(ipython, "%kameleon plan")
@@ -234,11 +237,11 @@ def test_build_failure_stops_with_the_failing_step(ipython, recipe):
     ok(ipython, f"%kameleon load {recipe.name}")
     ok(ipython, "%%microstep later --context out\ntrue\n")
     result, _, _ = run(ipython, "%%microstep later --context out\nexit 3\n")
-    assert "exited with status 3" in str(result.error_in_exec)
+    assert "exit status 3" in str(result.error_in_exec)
     result, _, _ = run(ipython, "%kameleon build")
-    assert type(result.error_in_exec) is UsageError
-    assert "setup/notebook/later failed: [out] exit 3 exited with status 3" in str(
-        result.error_in_exec
+    assert type(result.error_in_exec).__name__ == "StepFailed"
+    assert str(result.error_in_exec).startswith(
+        "setup/notebook/later failed in the out context: exit status 3\n  command: exit 3"
     )
 
 
@@ -252,7 +255,7 @@ def test_vars_and_shell(ipython, recipe):
     result, _, _ = run(ipython, "%kameleon shell nowhere ls")
     assert "usage: %kameleon shell" in str(result.error_in_exec)
     result, _, _ = run(ipython, "%kameleon shell out exit 4")
-    assert "exited with status 4" in str(result.error_in_exec)
+    assert "exit status 4" in str(result.error_in_exec)
 
 
 def test_a_notebook_without_recipe_gets_an_empty_one(ipython, tmp_path):
@@ -343,8 +346,12 @@ def test_the_timeout_can_be_changed_after_loading(ipython, recipe):
     ok(ipython, "%%microstep warm --context local\ntrue\n")
     ok(ipython, "%config KameleonMagics.timeout = 0.5")
     result, _, _ = run(ipython, "%%microstep slow --context local\nsleep 5\n")
-    assert type(result.error_in_exec) is UsageError
-    assert "slow" in str(result.error_in_exec)
+    assert type(result.error_in_exec).__name__ == "StepFailed"
+    assert str(result.error_in_exec).startswith(
+        "setup/notebook/slow failed in the local context: The command in the local_context "
+        "timed out after 0.5 s"
+    )
+    assert "\n  command: sleep 5" in str(result.error_in_exec)
     ok(ipython, "%config KameleonMagics.timeout = None")
     ok(ipython, "%%microstep slow --context local\nsleep 0.6\n")
 
