@@ -45,6 +45,7 @@ from kameleon_nb.engine.events import (
 )
 from kameleon_nb.engine.lock import BuildDirLock
 from kameleon_nb.engine.namespace import BuildNamespace, PublishError
+from kameleon_nb.engine.privileges import check_privileges
 from kameleon_nb.errors import AbortError, BuildError, KameleonError
 
 if TYPE_CHECKING:
@@ -242,6 +243,7 @@ class Builder:
         try:
             if options.checkpointing and not self.has_mechanism:
                 raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
+            check_privileges(self.recipe, checkpointing=options.checkpointing)
             plan = self.plan(options)
             if self.cache is not None:
                 self.cache.start(self.namespace.launcher())

@@ -32,6 +32,7 @@ from kameleon_nb.engine.builder import Builder, BuildResult
 from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.contexts import ShellFactory
 from kameleon_nb.engine.events import BuildEvent, CheckpointCreated
+from kameleon_nb.engine.privileges import check_privileges
 from kameleon_nb.engine.recipes import load, resolve
 from kameleon_nb.errors import BuildError, KameleonError, RecipeError
 
@@ -203,6 +204,7 @@ class Session:
                 "loaded, or the extension unloaded): use the current one"
             )
         if self._builder is None:
+            check_privileges(self.recipe, checkpointing=self.checkpointing)
             self._builder = Builder(
                 self.recipe,
                 on_event=self._dispatch,

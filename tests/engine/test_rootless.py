@@ -263,3 +263,20 @@ def test_missing_proot_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2, output
     assert "proot not found: install the Debian package proot" in output
     assert_nothing_left(tmp_path)
+
+
+def test_a_root_only_recipe_is_refused_up_front_without_root(rootless: Rootless) -> None:
+    # the root variant, copied beside the rootless one: chroot backend, overlay mechanism
+    source = (EXAMPLE.parent / "busybox" / "busybox.yaml").read_text()
+    rootless.write("busybox.yaml", source)
+    status, output = rootless.kameleon("build", "--script", "-c", "busybox.yaml")
+    assert status == 7, output
+    assert "Step 1" not in output  # nothing ran
+    error = output.strip().splitlines()[-1]
+    assert error.startswith("Error: The recipe busybox.yaml needs root: its in context is a ")
+    assert "checkpoint mechanism overlay.yaml" in error
+    assert "examples/busybox-rootless/busybox-rootless.yaml" in error
+    # without checkpoints the mechanism does not matter, the chroot still does
+    status, output = rootless.kameleon("build", "--script", "busybox.yaml")
+    assert status == 7, output
+    assert "overlay" not in output.strip().splitlines()[-1]
