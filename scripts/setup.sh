@@ -13,6 +13,7 @@ for pkg in "${DEBIAN_PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -qq
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -22,8 +23,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv (the first time takes a few minutes)" >&2
   python3 -m venv .venv
 fi
+echo "setup: installing kameleon_nb and its Jupyter and test extras in .venv" >&2
 log=$(mktemp)
 if ! .venv/bin/python -m pip install -q -e '.[jupyter,test]' >"$log" 2>&1; then
   cat "$log" >&2
@@ -37,6 +40,7 @@ rm -f "$log"
 # inside .venv: its exact pins clash with the Jupyter and test stack. kameleon_nb finds
 # it there (engine/cache/proxy.py, find_proxy_python) and runs the package from here.
 if ! .venv/mitmproxy/bin/python -c 'import mitmproxy' 2>/dev/null; then
+  echo "setup: installing mitmproxy for the persistent cache in .venv/mitmproxy" >&2
   mitmproxy_spec=$(.venv/bin/python -c 'import tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["cache"]
 print(next(d for d in deps if d.startswith("mitmproxy")))')

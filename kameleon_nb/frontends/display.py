@@ -12,8 +12,10 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import yaml
+
 from kameleon_nb.core.model import ResolvedRecipe
-from kameleon_nb.core.variables import ruby_inspect, ruby_str
+from kameleon_nb.core.variables import ruby_str
 from kameleon_nb.engine.builder import BuildResult
 from kameleon_nb.engine.events import Failure
 from kameleon_nb.engine.session import CellResult
@@ -89,7 +91,14 @@ class PlanView:
 
 
 def _value(value: object) -> str:
-    return ruby_inspect(value) if isinstance(value, dict | list) else ruby_str(value)
+    """A variable's value for a notebook table: YAML flow style for a mapping or a list.
+
+    (``kameleon info`` prints Ruby's ``inspect``, as upstream does; a notebook reader
+    writes recipes in YAML, so the table speaks YAML.)
+    """
+    if isinstance(value, dict | list):
+        return yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
+    return ruby_str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kameleon_nb.engine.recipes import load, resolve
-from kameleon_nb.errors import ExportError, KameleonError, MissingFileError, NotebookError
+from kameleon_nb.errors import (
+    ExportError,
+    KameleonError,
+    MissingFileError,
+    NotebookError,
+    UsageError,
+)
 from kameleon_nb.frontends.notebook_export import ExportedFile, RecipeExport, plan_export
 from kameleon_nb.frontends.notebook_import import recipe_cells
 from kameleon_nb.frontends.notebook_model import CellKind, NotebookCell
@@ -419,7 +425,7 @@ def recipe_notebook(
     from its own directory, as its kernel will.
 
     Raises:
-        ExportError: the notebook exists and ``force`` is not set.
+        UsageError: the notebook exists and ``force`` is not set (exit 15).
         KameleonError: the recipe does not load.
     """
     recipe_path = os.path.abspath(recipe)
@@ -431,7 +437,7 @@ def recipe_notebook(
         notebook = os.path.join(os.path.dirname(recipe_path), f"{stem}.ipynb")
     notebook = os.path.abspath(notebook)
     if os.path.exists(notebook) and not force:
-        raise ExportError(f"{notebook} exists; pass --force to overwrite it")
+        raise UsageError(f"{notebook} exists; pass --force to overwrite it")
     notebook_dir = os.path.dirname(notebook)
     cells = recipe_cells(
         recipe_path, notebook_dir=notebook_dir, cwd=notebook_dir, cli_globals=cli_globals

@@ -71,7 +71,7 @@ def test_left_out_cells_are_listed(hello, kameleon):
         (["export-recipe", "nothere.ipynb"], 16, "Error: No such file or directory - "),
         (["export-recipe", "hello.yaml"], 11, "/hello.yaml:1:1: not a Jupyter notebook (invalid"),
         (["export-recipe", "bad.ipynb"], 11, 'Error: bad.ipynb, cell 1 ("%%microstep"): '),
-        (["notebook", "hello.yaml", "-o", "exists.ipynb"], 11, "exists.ipynb exists; pass --force"),
+        (["notebook", "hello.yaml", "-o", "exists.ipynb"], 15, "exists.ipynb exists; pass --force"),
     ],
 )
 def test_errors_are_one_line(hello, kameleon, argv, status, message):

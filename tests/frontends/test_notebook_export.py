@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kameleon_nb.errors import ExportError, NotebookError
+from kameleon_nb.errors import ExportError, NotebookError, UsageError
 from kameleon_nb.frontends.notebook import (
     CellKind,
     NotebookCell,
@@ -455,7 +455,7 @@ def test_files_that_are_not_notebooks(tmp_path, content, error, message):
 def test_an_existing_notebook_is_not_overwritten(tmp_path):
     work = copy_tree(HELLO, tmp_path / "hello")
     recipe_notebook(str(work / "hello.yaml"))
-    with pytest.raises(ExportError, match=r"hello\.ipynb exists; pass --force"):
+    with pytest.raises(UsageError, match=r"hello\.ipynb exists; pass --force"):
         recipe_notebook(str(work / "hello.yaml"))
     recipe_notebook(str(work / "hello.yaml"), force=True)
 
