@@ -29,6 +29,7 @@ from kameleon_nb.core.plan import Action, BuildOptions, existing_rows, plan_micr
 from kameleon_nb.core.variables import lookup_in, substitute
 from kameleon_nb.engine.builddir import write_build_recipe
 from kameleon_nb.engine.builder import Builder, BuildResult
+from kameleon_nb.engine.checkpoint_diff import CheckpointDiff, CheckpointRef, diff_checkpoints
 from kameleon_nb.engine.checkpoints import CheckpointBackend
 from kameleon_nb.engine.contexts import ShellFactory
 from kameleon_nb.engine.events import BuildEvent, CheckpointCreated
@@ -145,6 +146,7 @@ class Session:
             self._head = None  # a tree from an earlier session: its state is unknown
         self._ended = False
         self._cell_targets: dict[str, tuple[str, str, str]] = {}
+        self._cell_ran_at: dict[str, float] = {}  # wall-clock time each cell last ran
         self._sizes: dict[str, int | None] = {}
         #: the cells that defined microsteps, by (section, macrostep, name), in the
         #: order they were first run (what ``%kameleon export`` writes)
@@ -371,6 +373,46 @@ class Session:
         self.cells.pop((section, macrostep, name), None)
         self._set_recipe(self._resolve())
 
+    def forget_cells(self, present: set[str], saved_at: float) -> list[str]:
+        """Forget the microsteps of cells a saved notebook no longer has; return their slugs.
+
+        ``present`` are the cell ids of the notebook as saved at ``saved_at`` (seconds
+        since the epoch). A cell that ran after that save may simply not be saved yet: it
+        is kept.
+        """
+        dropped: list[str] = []
+        for cell_id, target in list(self._cell_targets.items()):
+            if cell_id in present or self._cell_ran_at.get(cell_id, 0.0) >= saved_at:
+                continue
+            del self._cell_targets[cell_id]
+            self._cell_ran_at.pop(cell_id, None)
+            if target in self.cells:
+                self.forget(*target)
+                dropped.append("/".join(target))
+        return dropped
+
+    def forget_microstep(self, wanted: str) -> str:
+        """Forget the microstep a cell defined, by name or ``section/macrostep/name``.
+
+        Raises:
+            RecipeError: no cell of this session defined such a microstep.
+        """
+        matches = [t for t in self.cells if wanted in (t[2], "/".join(t))]
+        if len(matches) != 1:
+            defined = ", ".join("/".join(t) for t in self.cells) or "none"
+            how = "several cells define" if matches else "no cell of this session defined"
+            raise RecipeError(
+                f"Cannot forget '{wanted}': {how} it (cells' microsteps: {defined}); "
+                "name it as section/macrostep/name"
+            )
+        target = matches[0]
+        self.forget(*target)
+        for cell_id, cell_target in list(self._cell_targets.items()):
+            if cell_target == target:
+                del self._cell_targets[cell_id]
+                self._cell_ran_at.pop(cell_id, None)
+        return "/".join(target)
+
     def run_cell(
         self,
         line: MicrostepLine,
@@ -395,6 +437,7 @@ class Session:
             target = (*self.locate(line), line.name)
         if cell_id:
             self._cell_targets[cell_id] = target
+            self._cell_ran_at[cell_id] = time.time()
         before = next(
             (m for m in self.recipe.microsteps() if (m.section, m.macrostep, m.name) == target),
             None,
@@ -603,6 +646,39 @@ class Session:
             self.builder.delete_checkpoint(target.step_id)
             self._sizes.pop(target.step_id, None)
         return target
+
+    def diff(self, old: str, new: str | None = None) -> CheckpointDiff:
+        """What changed between two checkpoints (``%kameleon diff``, ``kameleon diff``).
+
+        ``old`` and ``new`` are ids (valid or stale), slugs or ``last``, as for
+        :meth:`restore`. Without ``new``: what the step of checkpoint ``old`` changed,
+        from the closest checkpoint before it in the recipe (the empty tree if none).
+
+        Raises:
+            BuildError: no checkpoint mechanism, one that cannot show trees, no such
+                checkpoint, or ``old`` alone is stale (it has no step before it).
+        """
+        if not self.builder.has_mechanism:
+            raise BuildError(messages.CHECKPOINT_UNAVAILABLE)
+        rows = self.checkpoints(sizes=False)
+        first = self._find(rows, old)
+        if new is not None:
+            base: CheckpointInfo | None = first
+            target = self._find(rows, new)
+        elif first.valid:
+            before = [r for r in rows if r.valid and (r.order or 0) < (first.order or 0)]
+            base, target = (before[-1] if before else None), first
+        else:
+            raise BuildError(
+                f"Checkpoint {first.step_id} ({first.slug}) is stale: the recipe has no step "
+                f"before it; compare it with another checkpoint: diff ID {first.step_id}"
+            )
+        with self._working():
+            return diff_checkpoints(
+                self.builder,
+                CheckpointRef(base.step_id, base.slug) if base is not None else None,
+                CheckpointRef(target.step_id, target.slug),
+            )
 
     @staticmethod
     def _find(rows: list[CheckpointInfo], wanted: str) -> CheckpointInfo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
@@ -81,7 +82,14 @@ USAGE = """\
 %kameleon vars           the recipe's global variables, resolved
 %kameleon export DIR     write the session's recipe and step files under DIR
 %kameleon close          stop the context shells (they start again when needed)
+%kameleon forget NAME    forget the microstep a deleted cell defined (plan, build,
+                         export and checkpoints do it by themselves for cells gone
+                         from the saved notebook)
 """
+
+
+#: the verbs that first drop the microsteps of cells deleted from the saved notebook
+_FOLLOWS_THE_NOTEBOOK = frozenset({"plan", "build", "export", "checkpoints"})
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -218,7 +226,41 @@ class KameleonMagics(Magics):
         if cell is not None and verb != "recipe":
             raise UsageError(f"%%kameleon {verb} takes no cell body; use %kameleon {verb}")
         with _reported():
+            if verb in _FOLLOWS_THE_NOTEBOOK:
+                self.sync_cells()
             action(rest, cell)
+
+    def notebook_file(self) -> str | None:
+        """The notebook this kernel runs for, as the Jupyter server tells (JPY_SESSION_NAME)."""
+        path = os.environ.get("JPY_SESSION_NAME") or (
+            self.shell.user_ns.get("__session__") if self.shell is not None else None
+        )
+        if isinstance(path, str) and path.endswith(".ipynb") and os.path.isfile(path):
+            return path
+        return None
+
+    def sync_cells(self) -> None:
+        """Forget the microsteps of cells the saved notebook no longer has, and say which."""
+        path = self.notebook_file()
+        if self.session is None or path is None:
+            return
+        try:
+            saved_at = os.stat(path).st_mtime
+            with open(path, encoding="utf-8") as stream:
+                cells = json.load(stream).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            return  # being written, or not a notebook: try again next time
+        present = {c["id"] for c in cells if isinstance(c, dict) and isinstance(c.get("id"), str)}
+        dropped = self.session.forget_cells(present, saved_at)
+        if dropped:
+            print(
+                f"Dropped the microsteps of cells no longer in {os.path.basename(path)}: "
+                + ", ".join(dropped)
+            )
+
+    def _forget(self, rest: str, _cell: str | None) -> None:
+        wanted = _one_word(rest, "%kameleon forget NAME|SECTION/MACROSTEP/NAME")
+        print(f"Forgot {self._session().forget_microstep(wanted)}")
 
     def _verbs(self) -> dict[str, Callable[[str, str | None], None]]:
         return {
@@ -234,6 +276,7 @@ class KameleonMagics(Magics):
             "vars": lambda _rest, _cell: display(VarsView(self._session().recipe)),
             "export": self._export,
             "close": lambda _rest, _cell: self._session().close(),
+            "forget": self._forget,
         }
 
     def _checkpoints(self, _rest: str, _cell: str | None) -> None:

@@ -397,3 +397,38 @@ def test_a_flood_of_output_keeps_a_bounded_head_and_tail_and_a_full_log(ipython,
     log = Path(note.removesuffix("]").rsplit(" in ", 1)[1])
     assert log.read_text().splitlines() == [str(n) for n in range(1, 50001)]
     assert log.is_relative_to(tmp_path / "build" / "appliance" / ".kameleon_nb" / "logs")
+
+
+def test_a_cell_deleted_from_the_saved_notebook_leaves_the_recipe(
+    ipython, recipe, tmp_path, monkeypatch
+):
+    import json
+    import time
+
+    notebook = tmp_path / "lab.ipynb"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(notebook))
+    ok(ipython, f"%kameleon load {recipe.name}")
+    for cell_id, name in (("cell-a", "keep"), ("cell-b", "gone")):
+        with capture_output():
+            ipython.run_cell(f"%%microstep {name} --context out\ntrue\n", cell_id=cell_id)
+    _, plan = ok(ipython, "%kameleon plan")
+    assert "gone" in plan[0]
+    time.sleep(0.05)  # the save comes after the cells ran
+    notebook.write_text(json.dumps({"cells": [{"id": "cell-a", "cell_type": "code"}]}))
+    out, plan = ok(ipython, "%kameleon plan")
+    assert out == "Dropped the microsteps of cells no longer in lab.ipynb: setup/notebook/gone\n"
+    assert "gone" not in plan[0]
+    assert "keep" in plan[0]
+    # a cell run after the last save is not in the file yet: it stays
+    with capture_output():
+        ipython.run_cell("%%microstep fresh --context out\ntrue\n", cell_id="cell-c")
+    out, plan = ok(ipython, "%kameleon plan")
+    assert out == ""
+    assert "fresh" in plan[0]
+    # forgotten explicitly
+    out, plan = ok(ipython, "%kameleon forget fresh")
+    assert out == "Forgot setup/notebook/fresh\n"
+    _, plan = ok(ipython, "%kameleon plan")
+    assert "fresh" not in plan[0]
+    result, _, _ = run(ipython, "%kameleon forget nosuch")
+    assert "Cannot forget 'nosuch'" in str(result.error_in_exec)
