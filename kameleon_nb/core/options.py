@@ -44,6 +44,11 @@ def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
         help="'first': at most one checkpoint per macrostep",
     )
     parser.add_argument(
+        "--until",
+        metavar="ID|STEP",
+        help="stop after this step (the tree is then at it; no later or clean step runs)",
+    )
+    parser.add_argument(
         "--keep-stale",
         type=_keep_stale,
         default=None,
@@ -73,4 +78,5 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         first_only=args.microstep_checkpoints == "first",
         keep_stale=DEFAULT_KEEP if args.keep_stale is None else args.keep_stale,
         keep_stale_given=args.keep_stale is not None,
+        until=args.until,
     )

@@ -51,6 +51,8 @@ class BuildOptions:
             successful build keeps (:data:`~kameleon_nb.core.retention.KEEP_ALL`: all).
         keep_stale_given: whether the user chose ``keep_stale`` (then a mechanism that
             cannot delete a checkpoint is reported, not silently ignored).
+        until: ``--until``: stop after this step (id or slug), as if the recipe ended
+            there (no later step, no clean step).
     """
 
     checkpointing: bool = False
@@ -60,6 +62,7 @@ class BuildOptions:
     first_only: bool = False
     keep_stale: int = DEFAULT_KEEP
     keep_stale_given: bool = False
+    until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ class BuildPlan:
     restore: Microstep | None
     steps: tuple[PlannedStep, ...]
     options: BuildOptions
+    stop_after: Microstep | None = None  # --until
 
     def step_for(self, microstep: Microstep) -> PlannedStep:
         """The planned step of a microstep."""
@@ -173,10 +177,29 @@ def plan_build(
         end = find_row(rows, options.end, last=True)
         if end is None:
             raise BuildError(messages.unknown_checkpoint(options.end, with_dryrun=True))
+    stop_after = None
+    if options.until is not None:
+        stop_after = find_row(rows, options.until, last=True)
+        if stop_after is None:
+            raise BuildError(
+                f"Unknown step '{options.until}' for --until: give a microstep's id or "
+                "section/macrostep/microstep (kameleon build -d -l, or %kameleon plan, lists them)"
+            )
+        if restore is not None and stop_after.order < restore.order:
+            raise BuildError(
+                f"--until {options.until}: that step comes before the checkpoint the build "
+                f"restarts from ({restore.slug}); restore an earlier one with -F"
+            )
     steps = []
     for microstep in rows:
         steps.append(_plan_step(microstep, restore, begin, end, options.checkpointing))
-    return BuildPlan(recipe=recipe, restore=restore, steps=tuple(steps), options=options)
+    return BuildPlan(
+        recipe=recipe,
+        restore=restore,
+        steps=tuple(steps),
+        options=options,
+        stop_after=stop_after,
+    )
 
 
 def plan_microstep(microstep: Microstep, checkpointing: bool) -> PlannedStep:

@@ -72,6 +72,7 @@ class BuildResult:
     restored: str | None = None
     removed_stale: list[StepId] = field(default_factory=list)
     cache: list[str] = field(default_factory=list)  # what the persistent cache did
+    stopped_after: str | None = None  # --until: the step the build stopped after
     seconds: float = 0.0
 
 
@@ -278,6 +279,10 @@ class Builder:
             for section in self.recipe.sections:
                 self._run_section(section, plan, result)
                 finished.append(section.name)
+        except _StopHere:
+            assert plan.stop_after is not None
+            result.stopped_after = plan.stop_after.slug
+            self._emit(Message(f"Stopped after step {plan.stop_after.slug} (--until)"))
         except BaseException as err:
             self._cleanup_after_failure(err, finished, plan.options)
             raise
@@ -324,6 +329,8 @@ class Builder:
                         time.monotonic() - micro_started,
                     )
                 )
+                if plan.stop_after is not None and microstep.order == plan.stop_after.order:
+                    raise _StopHere
             elapsed = time.monotonic() - started - checkpoint_seconds
             self._emit(MacrostepFinished(macrostep.name, max(0.0, elapsed)))
 
@@ -516,6 +523,10 @@ class Builder:
     def run_microstep(self, microstep: Microstep) -> None:
         """Run one microstep now, in the persistent contexts (``%%microstep``)."""
         self.runner.run_microstep(microstep.commands, microstep.slug)
+
+
+class _StopHere(Exception):
+    """The build reached its ``--until`` step."""
 
 
 def _runs_when_cleaning(microstep: Microstep, checkpointing: bool) -> bool:

@@ -188,8 +188,15 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
     # the tree is at motd, not at "more" (the step before mood): no checkpoint would be true
     assert shown == [
         "setup/notebook/mood: ok, not checkpointed (the tree is not at setup/notebook/more, "
-        "the step before it)"
+        "the step before it: %kameleon build -c --until setup/notebook/more brings it there, "
+        "or %kameleon restore setup/notebook/more if it has a checkpoint)"
     ]
+    # the way forward is one command: the tree is then at "more", and the cell checkpoints
+    out, shown = ok(ipython, "%kameleon build -c --until setup/notebook/more")
+    assert "Stopped after step setup/notebook/more (--until)" not in out  # a panel shows it
+    assert (rootfs(tmp_path) / "etc" / "more").exists()
+    _, shown = ok(ipython, "%%microstep mood --context in\necho $MOOD\n")
+    assert "checkpoint " in shown[0]
 
     out, _ = ok(ipython, f"%kameleon restore {first_id}")
     assert not (rootfs(tmp_path) / "etc" / "motd").exists()
@@ -202,7 +209,7 @@ def test_checkpoints_restore_and_build(ipython, recipe, tmp_path):
     assert "nope" in str(result.error_in_exec)
 
     _, shown = ok(ipython, "%kameleon build --from-checkpoint last")
-    assert shown[-1].startswith("Build of 'appliance' done: 1 run, 3 from checkpoint")
+    assert shown[-1].startswith("Build of 'appliance' done: 0 run, 4 from checkpoint")
     ok(ipython, "%%microstep motd\necho three > etc/motd\n")
     _, shown = ok(ipython, "%kameleon build -c")
     summary = shown[-1]
@@ -302,8 +309,8 @@ def test_a_new_session_over_an_existing_build_does_not_trust_the_tree(ipython, r
     ok(ipython, f"%kameleon load {recipe.name} -c")  # a new session (a kernel restart)
     _, shown = ok(ipython, "%%microstep mkdir --context out\nmkdir -p $${rootfs}/etc\n")
     assert shown == [
-        "bootstrap/make_rootfs/mkdir: ok, not checkpointed (the tree is not at "
-        "the start, the step before it)"
+        "bootstrap/make_rootfs/mkdir: ok, not checkpointed (the tree is not at the start: "
+        "%kameleon build -c builds anew)"
     ]
 
 
