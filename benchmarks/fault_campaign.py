@@ -19,8 +19,10 @@ Parts (``--part``, repeatable; default: all):
     timeout, its own process group). Counts tracebacks (``Traceback``, exit 154, an
     exception escaping ``main``, a signal), hangs, runs over 1 GiB (MemoryError or
     max RSS), errors that are not exactly one ``Error: ...`` line, and errors naming no
-    file; classifies failures by their normalised first error line and keeps a few
-    inputs of each class under ``--out``.
+    file; classifies failures by their normalised first error line. Every failing run
+    is kept under ``--out`` (the entries its mutations wrote, its source tree, its
+    mutations and command, in ``result.json``) and listed with the command that
+    replays it (``--replay DIR``: the tree rebuilt, run again in the same child).
 ``kill``
     Real builds (chroot + overlay, chroot + rsync as root; proot + rsync), killed with
     SIGKILL (and, separately, SIGINT) of the ``kameleon`` process right after a chosen
@@ -43,6 +45,7 @@ Usage::
 
     python benchmarks/fault_campaign.py --quick                # all parts, small
     python benchmarks/fault_campaign.py --part fuzz --recipes 5000 --jobs 2
+    python benchmarks/fault_campaign.py --replay /tmp/fault-campaign-failures/fuzz/CLASS/RUN
     python benchmarks/fault_campaign.py --part kill --kills 30 --sigint-kills 10
     python benchmarks/fault_campaign.py --part concurrent --part diskfull --part rebuild
 
@@ -57,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import filecmp
 import hashlib
 import json
 import os
@@ -66,6 +70,7 @@ import resource
 import secrets
 import shutil
 import signal
+import stat as stat_mod
 import subprocess
 import sys
 import tarfile
@@ -362,22 +367,38 @@ def link_tree(source: Path, target: Path) -> None:
                     shutil.copy2(src, dst)
 
 
+def remove(path: Path) -> None:
+    """Remove a file, link, FIFO or directory tree, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
 def put(path: Path, data: str | bytes) -> None:
     """Replace ``path`` (unlink first: it may be a hard link into the sources)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or path.exists():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    remove(path)
     if isinstance(data, str):
         path.write_text(data, encoding="utf-8")
     else:
         path.write_bytes(data)
 
 
+def read_bytes(path: Path) -> bytes:
+    """A regular file's bytes; OSError for anything else.
+
+    A special-file mutation may have made the recipe ``/dev/zero`` (read for ever, until
+    the harness child runs out of memory), a FIFO or ``/dev/tty`` (blocked for ever):
+    a later mutation must skip it, not read it.
+    """
+    if not path.is_file():
+        raise OSError(f"{path}: not a regular file")
+    return path.read_bytes()
+
+
 def read(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", "surrogateescape")
+    return read_bytes(path).decode("utf-8", "surrogateescape")
 
 
 def write_back(path: Path, text: str) -> None:
@@ -628,7 +649,7 @@ class Mutator:
         bad = self.rng.choice(NON_UTF8)
         path = self.target()
         with contextlib.suppress(OSError):
-            data = path.read_bytes()
+            data = read_bytes(path)
             at = self.rng.randrange(len(data) + 1)
             put(path, data[:at] + bad + data[at:])
 
@@ -679,6 +700,11 @@ class Mutator:
 class FuzzTask:
     index: int
     mode: str  # "l" (build -d -l) or "info"
+    replay: Path | None = None  # a saved failing run (``--replay``) instead of a mutation
+
+    @property
+    def slug(self) -> str:
+        return self.replay.name if self.replay is not None else f"{self.index}-{self.mode}"
 
 
 def materialise(source: Source, seed: int, index: int, case: Path) -> tuple[Path, str, list[str]]:
@@ -722,19 +748,20 @@ def pick_source(sources: list[Source], seed: int, index: int) -> Source:
 def fuzz_child(
     source: Source, seed: int, task: FuzzTask, case: Path, mem_limit: int
 ) -> None:  # pragma: no cover - runs in the forked child
-    """Materialise, limit, run the CLI in-process; never returns."""
+    """Materialise (or restore a saved run), limit, run the CLI in-process; never returns."""
     code = 198
     try:
         os.setpgid(0, 0)
         case.mkdir(parents=True)
-        cwd, arg, mutations = materialise(source, seed, task.index, case)
+        meta: dict[str, Any] = {"source": source.name, "stage": "materialise"}
+        (case / "meta.json").write_text(json.dumps(meta, ensure_ascii=True))
+        if task.replay is not None:
+            cwd, arg, mutations = restore(task.replay, case)
+        else:
+            cwd, arg, mutations = materialise(source, seed, task.index, case)
         argv = ["build", "-d", "-l", arg] if task.mode == "l" else ["info", arg]
-        (case / "meta.json").write_text(
-            json.dumps(
-                {"source": source.name, "mutations": mutations, "argv": argv, "cwd": str(cwd)},
-                ensure_ascii=True,
-            )
-        )
+        meta.update(stage="run", mutations=mutations, argv=argv, cwd=str(cwd), arg=arg)
+        (case / "meta.json").write_text(json.dumps(meta, ensure_ascii=True))
         out = os.open(case / "stdout", os.O_WRONLY | os.O_CREAT, 0o644)
         err = os.open(case / "stderr", os.O_WRONLY | os.O_CREAT, 0o644)
         os.dup2(out, 1)
@@ -767,7 +794,8 @@ def fuzz_child(
 @dataclass
 class FuzzResult:
     task: FuzzTask
-    source: str
+    origin: Source
+    seed: int
     rc: int | None  # None: hang (killed)
     signal: int
     maxrss: int  # bytes
@@ -805,8 +833,11 @@ def fuzz_pool(
     while pending or running:
         while pending and len(running) < jobs:
             task = pending.pop()
-            source = pick_source(sources, seed, task.index)
-            case = scratch / f"{task.index}-{task.mode}"
+            if task.replay is None:
+                source = pick_source(sources, seed, task.index)
+            else:
+                source = saved_source(task.replay)
+            case = scratch / task.slug
             shutil.rmtree(case, ignore_errors=True)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -839,7 +870,8 @@ def fuzz_pool(
                 meta = {}
             yield FuzzResult(
                 task,
-                source.name,
+                source,
+                seed,
                 rc,
                 sig,
                 usage.ru_maxrss * 1024,
@@ -881,6 +913,10 @@ def normalise(line: str) -> str:
 
 def classify(result: FuzzResult, mem_limit: int) -> list[str]:
     """The failure kinds of one run (empty: a clean answer)."""
+    if result.meta.get("stage") != "run" and result.rc not in (196, 197):
+        # the child hung or died while writing the mutated tree: the harness's fault,
+        # not kameleon's (kameleon was never called)
+        return ["harness", "harness-" + ("hang" if result.rc is None else "died")]
     kinds = []
     text = result.stdout + result.stderr
     if result.rc is None:
@@ -923,58 +959,198 @@ def first_error(result: FuzzResult) -> str:
     return (text.strip().splitlines() or ["(no output)"])[-1]
 
 
-def save_sample(result: FuzzResult, kinds: list[str], out: Path, keep: dict[str, int]) -> None:
+def tree_changes(tree: Path, base: Path | None) -> tuple[dict[str, str], list[str]]:
+    """What a mutation wrote over the source tree ``base`` (None: a generated tree).
+
+    Returns ``(changed, removed)``: each entry that is new or differs from the source
+    (a file that is no longer a hard link with the same bytes, a symlink with another
+    target, a FIFO, a directory where the source has none) with its kind (``file``,
+    ``symlink``, ``fifo``, ``dir``), and the source's entries that are gone; paths
+    relative to ``tree``.
+    """
+    changed: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(tree))
+            kind = _entry_kind(path)
+            if kind is None or (kind == "dir" and base is None and any(path.iterdir())):
+                continue  # a generated tree's directories come with their files
+            original = None if base is None else base / rel
+            if original is None or not _same_entry(path, original, kind):
+                changed[rel] = kind
+    removed: list[str] = []
+    if base is not None:
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in [*dirnames, *filenames]:
+                rel = str((Path(dirpath) / name).relative_to(base))
+                if not os.path.lexists(tree / rel) and not any(
+                    rel.startswith(gone + "/") for gone in removed
+                ):
+                    removed.append(rel)
+    return changed, removed
+
+
+def _entry_kind(path: Path) -> str | None:
+    with contextlib.suppress(OSError):
+        mode = os.lstat(path).st_mode
+        if stat_mod.S_ISLNK(mode):
+            return "symlink"
+        if stat_mod.S_ISDIR(mode):
+            return "dir"
+        if stat_mod.S_ISFIFO(mode):
+            return "fifo"
+        if stat_mod.S_ISREG(mode):
+            return "file"
+    return None
+
+
+def _same_entry(path: Path, original: Path, kind: str) -> bool:
+    """Whether ``path`` is still the source's ``original`` (a hard link, or the same)."""
+    if _entry_kind(original) != kind:
+        return False
+    with contextlib.suppress(OSError):
+        if kind == "symlink":
+            return os.readlink(path) == os.readlink(original)
+        if kind != "file" or os.path.samefile(path, original):
+            return True
+        return path.stat().st_size == original.stat().st_size and filecmp.cmp(
+            path, original, shallow=False
+        )
+    return False
+
+
+def save_failure(result: FuzzResult, kinds: list[str], out: Path) -> Path:
+    """Keep what replays a failing run: the entries its mutations wrote, and how.
+
+    Under ``out/fuzz/<class>/<seed>-<index>-<mode>/``: ``tree/`` holds the changed
+    entries (the mutated recipe, the step files the mutations wrote or replaced) and
+    ``result.json`` the source tree, the mutations, the command and what broke, so
+    ``--replay DIR`` rebuilds the tree and runs it again (when the child died while
+    mutating, before it ran kameleon, the replay makes the mutations again from the
+    seed). Returns the directory.
+    """
     cls = kinds[0] + " " + normalise(first_error(result))[:60]
     slug = re.sub(r"[^\w.-]+", "_", cls)[:80]
-    if keep.get(slug, 0) >= 3:
-        return
-    keep[slug] = keep.get(slug, 0) + 1
-    target = out / "fuzz" / slug / f"{result.task.index}-{result.task.mode}"
+    target = out / "fuzz" / slug / f"{result.seed}-{result.task.index}-{result.task.mode}"
     shutil.rmtree(target, ignore_errors=True)
-    with contextlib.suppress(OSError, shutil.Error):
-        shutil.copytree(
-            result.case, target, symlinks=True, ignore_dangling_symlinks=True, ignore=_big_files
+    target.mkdir(parents=True)
+    origin = result.origin
+    arg = str(result.meta.get("arg", ""))
+    tree_name = arg.removeprefix("./").split("/", 1)[0] if arg else ""
+    changed: dict[str, str] = {}
+    removed: list[str] = []
+    if tree_name and (result.case / tree_name).is_dir():
+        base = None if origin.root is None else origin.root
+        changed, removed = tree_changes(result.case / tree_name, base)
+        for rel, kind in changed.items():
+            source, saved = result.case / tree_name / rel, target / "tree" / rel
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                if kind == "file":
+                    shutil.copyfile(source, saved)
+                elif kind == "symlink":
+                    os.symlink(os.readlink(source), saved)
+                elif kind == "dir":
+                    saved.mkdir(exist_ok=True)
+    record = {
+        "kinds": kinds,
+        "rc": result.rc,
+        "signal": result.signal,
+        "maxrss": result.maxrss,
+        "seconds": round(result.seconds, 2),
+        "first_error": first_error(result),
+        "source": origin.name,
+        "source_root": None if origin.root is None else str(origin.root),
+        "source_recipe": origin.recipe,
+        "generated": origin.generated,
+        "seed": result.seed,
+        "index": result.task.index,
+        "mode": result.task.mode,
+        "mutations": result.meta.get("mutations"),
+        "stage": result.meta.get("stage"),
+        "argv": result.meta.get("argv"),
+        "arg": arg,
+        "tree": tree_name,
+        "changed": changed,
+        "removed": removed,
+        "output_tail": (result.stdout + result.stderr)[-2000:],
+    }
+    (target / "result.json").write_text(json.dumps(record, indent=1, ensure_ascii=True))
+    return target
+
+
+def replay_command(sample: Path, timeout: float) -> str:
+    script = str(ROOT / "benchmarks" / "fault_campaign.py")
+    argv = [PYTHON, script, "--fuzz-timeout", f"{timeout:g}", "--replay", str(sample)]
+    return " ".join(map(shell_quote, argv))
+
+
+def saved_source(sample: Path) -> Source:
+    """The source tree a saved run was mutated from (the collections extracted again)."""
+    record = json.loads((sample / "result.json").read_text())
+    root = None if record["source_root"] is None else Path(record["source_root"])
+    if root is not None and not root.is_dir() and record["source"][:2] in ("K:", "D:"):
+        corpus_sources(root.parent.parent)  # <work>/corpus/<collection>
+    return Source(record["source"], root, record["source_recipe"], record["generated"])
+
+
+def restore(sample: Path, case: Path) -> tuple[Path, str, list[str]]:
+    """Rebuild a saved run's tree under ``case``: (cwd, recipe argument, mutations)."""
+    record = json.loads((sample / "result.json").read_text())
+    if not record["tree"]:
+        # the child died before running kameleon: the mutations are made again
+        source = saved_source(sample)
+        return materialise(source, record["seed"], record["index"], case)
+    tree = case / record["tree"]
+    if record["source_root"] is not None:
+        link_tree(Path(record["source_root"]), tree)
+    for rel in record["removed"]:
+        remove(tree / rel)
+    for rel, kind in record["changed"].items():  # top-down: a new directory comes first
+        path, saved = tree / rel, sample / "tree" / rel
+        if kind == "dir" and path.is_dir() and not path.is_symlink():
+            continue
+        remove(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "file":
+            shutil.copyfile(saved, path)
+        elif kind == "symlink":
+            os.symlink(os.readlink(saved), path)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.mkdir()
+    return case, record["arg"], list(record["mutations"] or [])
+
+
+def part_replay(args: argparse.Namespace) -> int:
+    """``--replay DIR``: run saved failing runs again, as the campaign ran them."""
+    samples = [Path(p).resolve() for p in args.replay]
+    tasks = []
+    for sample in samples:
+        record = json.loads((sample / "result.json").read_text())
+        tasks.append(FuzzTask(record["index"], record["mode"], sample))
+    scratch = args.work / "replay"
+    clean_up(scratch, "no-marker", remove=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    still = 0
+    for result in fuzz_pool(tasks, [], args.seed, scratch, 1, args.fuzz_timeout, GIB):
+        kinds = classify(result, GIB)
+        still += bool(kinds)
+        print(
+            f"{result.task.replay}: {' '.join(kinds) or 'clean'}; exit {result.rc}, "
+            f"{result.seconds:.1f} s, max RSS {result.maxrss >> 20} MiB"
         )
-    with contextlib.suppress(OSError):
-        (target / "result.json").write_text(
-            json.dumps(
-                {
-                    "kinds": kinds,
-                    "rc": result.rc,
-                    "signal": result.signal,
-                    "maxrss": result.maxrss,
-                    "seconds": round(result.seconds, 2),
-                    "first_error": first_error(result),
-                    **result.meta,
-                    "reproduce": "cd "
-                    + shell_quote(
-                        str(result.meta.get("cwd", "")).replace(str(result.case), str(target))
-                    )
-                    + " && "
-                    + " ".join(
-                        shell_quote(a)
-                        for a in [PYTHON, "-m", "kameleon_nb", *result.meta.get("argv", [])]
-                    ),
-                },
-                indent=1,
-                ensure_ascii=True,
-            )
+        print(f"  source {result.origin.name}; mutations {result.meta.get('mutations')}")
+        print(f"  {first_error(result)}")
+        print(
+            "  the tree is kept; by hand: cd "
+            + shell_quote(str(result.case))
+            + " && "
+            + " ".join(map(shell_quote, kameleon(*result.meta.get("argv", []))))
         )
-
-
-def _big_files(directory: str, names: list[str]) -> list[str]:
-    skip = []
-    for name in names:
-        path = os.path.join(directory, name)
-        with contextlib.suppress(OSError):
-            st = os.lstat(path)
-            import stat as stat_mod
-
-            if stat_mod.S_ISFIFO(st.st_mode) or (
-                stat_mod.S_ISREG(st.st_mode) and st.st_size > 50 << 20
-            ):
-                skip.append(name)
-    return skip
+    return 1 if still else 0
 
 
 def part_fuzz(args: argparse.Namespace, summary: dict[str, Any]) -> None:
@@ -991,7 +1167,7 @@ def part_fuzz(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     classes: Counter[str] = Counter()
     mutation_fail: Counter[str] = Counter()
     rc_count: Counter[str] = Counter()
-    keep: dict[str, int] = {}
+    replays: list[str] = []
     started = time.monotonic()
     runs = 0
     failing = 0
@@ -1017,7 +1193,8 @@ def part_fuzz(args: argparse.Namespace, summary: dict[str, Any]) -> None:
             classes[f"[{kinds[0]}] {normalise(first_error(result))}"] += 1
             for mutation in result.meta.get("mutations", []) or ["(none)"]:
                 mutation_fail[f"{kinds[0]} <- {mutation}"] += 1
-            save_sample(result, kinds, args.out, keep)
+            sample = save_failure(result, kinds, args.out)
+            replays.append(f"[{' '.join(kinds)}] {replay_command(sample, args.fuzz_timeout)}")
         shutil.rmtree(result.case, ignore_errors=True)
         if runs % 1000 == 0:
             print(
@@ -1052,7 +1229,13 @@ def part_fuzz(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     print("failures by mutation (top):")
     for cls, n in mutation_fail.most_common(args.show):
         print(f"  {n:>5}  {cls}")
-    print(f"samples: {args.out / 'fuzz'} (result.json has the reproducer)")
+    print(f"failing runs ({len(replays)}), each kept under {args.out / 'fuzz'}; replay one with:")
+    for line in replays:
+        print(f"  {line}")
+    (args.out / "fuzz").mkdir(parents=True, exist_ok=True)
+    (args.out / "fuzz" / f"replay-seed{args.seed}.txt").write_text(
+        "".join(line + "\n" for line in replays)
+    )
     summary["fuzz"] = {
         "recipes": count,
         "runs": runs,
@@ -1872,6 +2055,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/fault-campaign"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/fault-campaign-failures"))
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    parser.add_argument(
+        "--replay",
+        action="append",
+        metavar="DIR",
+        help="run a failing fuzz run saved under --out again (repeatable), then stop",
+    )
     args = parser.parse_args(argv)
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
@@ -1889,6 +2078,8 @@ def main(argv: list[str] | None = None) -> int:
     global CAPTURE  # noqa: PLW0603  (one scratch root for the whole run)
     CAPTURE = args.work / "capture"
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replay:
+        return part_replay(args)
     summary: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for name in args.part or list(PARTS):

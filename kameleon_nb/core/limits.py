@@ -22,6 +22,7 @@ __all__ = [
     "MAX_EXPANDED_CHARS",
     "MAX_EXPANSIONS",
     "MAX_FILE_BYTES",
+    "MAX_NODES_READ",
     "MAX_TEXT_CHARS",
     "MAX_TEXT_EXPANSIONS",
     "MAX_YAML_NODES",
@@ -30,6 +31,7 @@ __all__ = [
     "is_utf8",
     "shell_safe_path",
     "shown_path",
+    "too_many_nodes",
     "utf8_path",
 ]
 
@@ -47,6 +49,10 @@ MAX_TEXT_EXPANSIONS = 10_000
 MAX_EXPANSIONS = 1_000_000
 #: nodes of one YAML document once its aliases (``*name``) are followed
 MAX_YAML_NODES = 100_000
+#: YAML nodes (values, lists, mappings) in the files one recipe reads, each file
+#: counted every time it is read: they become the recipe's data (about 500 bytes a node
+#: at most), so the files' sizes alone do not bound it
+MAX_NODES_READ = 1_000_000
 
 _LIMITS_HINT = "real recipes stay far below it (README, 'Limits')"
 
@@ -58,12 +64,18 @@ class Budget:
     a limit cannot add up to an unbounded total.
     """
 
-    __slots__ = ("chars", "expansions", "in_text")
+    __slots__ = ("chars", "expansions", "in_text", "nodes_read")
 
-    def __init__(self) -> None:
+    def __init__(self, nodes_read: int = 0) -> None:
         self.chars = 0
         self.expansions = 0
         self.in_text = 0
+        #: YAML nodes of the recipe's files read so far (:data:`MAX_NODES_READ`)
+        self.nodes_read = nodes_read
+
+    def nodes_left(self) -> int:
+        """How many more YAML nodes the recipe's files may hold."""
+        return MAX_NODES_READ - self.nodes_read
 
     def new_text(self) -> None:
         """Start counting the expansions of one more text."""
@@ -106,6 +118,15 @@ class Budget:
                 f"{source}: {what} expand to a text of more than {MAX_TEXT_CHARS // _MIB} MiB; "
                 f"kameleon_nb stops there, and {_LIMITS_HINT}"
             )
+
+
+def too_many_nodes(source: str) -> ExpansionLimitError:
+    """The error for a file that takes the recipe's YAML nodes past :data:`MAX_NODES_READ`."""
+    return ExpansionLimitError(
+        f"{source}: the files of this recipe, up to this one, hold more than "
+        f"{MAX_NODES_READ:,} YAML nodes (values, lists, mappings; a step file used twice "
+        f"counts twice); kameleon_nb stops there, and {_LIMITS_HINT}"
+    )
 
 
 def check_yaml_nodes(data: object, source: str) -> None:

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from kameleon_nb.core.gcpause import full_collections_paused
 from kameleon_nb.core.limits import (
     MAX_FILE_BYTES,
     MAX_TEXT_CHARS,
+    Budget,
     check_yaml_nodes,
     shown_path,
+    too_many_nodes,
     utf8_path,
 )
 from kameleon_nb.core.model import SECTIONS
-from kameleon_nb.core.psych_load import PsychLoader, ScalarTooLargeError
+from kameleon_nb.core.psych_load import PsychLoader, ScalarTooLargeError, TooManyNodesError
 from kameleon_nb.core.variables import VARIABLE_RE, overload, ruby_str
 from kameleon_nb.errors import (
     ExpansionLimitError,
@@ -48,14 +51,22 @@ __all__ = [
 _BASE = "@base"
 
 
-def parse_yaml(text: str, *, source: str) -> object:
+def parse_yaml(text: str, *, source: str, budget: Budget | None = None) -> object:
     """Parse YAML text as upstream does; a syntax error is one line in Psych's words.
 
     The message reads ``(<file>): <problem> <context> at line L column C``, as
     upstream prints it (``<unknown>`` for text that is not a file).
+
+    Its nodes are counted in ``budget`` (the recipe's), and refused past
+    :data:`~kameleon_nb.core.limits.MAX_NODES_READ` as they are read.
     """
+    spent = Budget() if budget is None else budget
+    loader = PsychLoader(text, node_limit=spent.nodes_left())
     try:
-        data = yaml.load(text, Loader=PsychLoader)
+        with full_collections_paused():
+            data = loader.get_single_data()
+    except TooManyNodesError as err:
+        raise too_many_nodes(source) from err
     except ScalarTooLargeError as err:
         raise ExpansionLimitError(
             f"{source}: {err} is larger than {MAX_TEXT_CHARS // 2**20} MiB; kameleon_nb "
@@ -79,6 +90,9 @@ def parse_yaml(text: str, *, source: str) -> object:
         raise YamlError(
             f"({source}): nested too deeply", where=source, problem="nested too deeply"
         ) from err
+    finally:
+        loader.dispose()
+        spent.nodes_read += loader.nodes
     if "*" in text:  # an alias: shared nodes may hide an exponential document
         check_yaml_nodes(data, source)
     return data
@@ -167,9 +181,12 @@ def read_text(path: str) -> str:
     return text
 
 
-def read_yaml(path: str) -> object:
-    """Read and parse one YAML file of a recipe (errors as :func:`read_text`'s)."""
-    return parse_yaml(read_text(path), source=path)
+def read_yaml(path: str, budget: Budget | None = None) -> object:
+    """Read and parse one YAML file of a recipe (errors as :func:`read_text`'s).
+
+    Its nodes are counted in ``budget``, the recipe's (see :func:`parse_yaml`).
+    """
+    return parse_yaml(read_text(path), source=path, budget=budget)
 
 
 def description_of(text: str) -> str:
@@ -222,6 +239,9 @@ class LoadedRecipe:
         include_files: files merged through ``global.include``.
         description: the recipe file's ``# DESCRIPTION:`` text.
         unbraced: ``$$name`` references without braces met while merging (warned).
+        nodes_read: the YAML nodes of the files read so far (the recipe, its parents,
+            their includes), which count in the recipe's budget
+            (:data:`~kameleon_nb.core.limits.MAX_NODES_READ`).
         edits: microsteps defined outside the files (notebook cells), by
             ``(section, macrostep)`` then microstep name: each body (commands, maybe
             an ``on_checkpoint`` item) replaces the microstep of that name, or is
@@ -243,6 +263,7 @@ class LoadedRecipe:
     description: str = ""
     edits: dict[tuple[str, str], dict[str, list[object]]] = field(default_factory=dict)
     unbraced: list[str] = field(default_factory=list)
+    nodes_read: int = 0
 
     @classmethod
     def empty(cls, path: str, name: str) -> LoadedRecipe:
@@ -350,7 +371,7 @@ def _section_items(data: Mapping[str, object], section: str, origin: str) -> lis
 
 
 def _include_globals(
-    value: object, recipe: str, steps_dirs: StepsDirs, files: list[str]
+    value: object, recipe: str, steps_dirs: StepsDirs, files: list[str], budget: Budget
 ) -> dict[str, object]:
     """The globals of ``include`` files (names prefixed with ``-`` are optional)."""
     if isinstance(value, str):
@@ -379,7 +400,7 @@ def _include_globals(
                 f"File '{name}' not found here {[os.path.dirname(c) for c in candidates]} "
                 f"(global include of {recipe})"
             )
-        data = read_yaml(found)
+        data = read_yaml(found, budget)
         if not isinstance(data, dict):
             if optional:
                 continue
@@ -390,7 +411,7 @@ def _include_globals(
 
 
 def _expanded_globals(
-    value: object, recipe: str, steps_dirs: StepsDirs, files: list[str]
+    value: object, recipe: str, steps_dirs: StepsDirs, files: list[str], budget: Budget
 ) -> dict[str, object]:
     """A recipe's globals with its ``include`` files merged in place of the key.
 
@@ -402,7 +423,7 @@ def _expanded_globals(
     expanded: dict[str, object] = {}
     for key, item in value.items():
         if key == "include":
-            expanded.update(_include_globals(item, recipe, steps_dirs, files))
+            expanded.update(_include_globals(item, recipe, steps_dirs, files, budget))
         else:
             expanded[str(key)] = item
     return expanded
@@ -443,11 +464,12 @@ def load_recipe(
         abspath += ".yaml"
     name = os.path.basename(abspath)
     name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    budget = Budget()  # the nodes of the files read
     if text is None:
         text = read_text(abspath)
-        data = _as_mapping(parse_yaml(text, source=abspath), abspath)
+        data = _as_mapping(parse_yaml(text, source=abspath, budget=budget), abspath)
     else:  # a notebook's recipe cell: empty means no keys yet
-        data = _as_mapping(parse_yaml(text, source=abspath) or {}, abspath)
+        data = _as_mapping(parse_yaml(text, source=abspath, budget=budget) or {}, abspath)
     cli = dict(cli_globals or {})
 
     own_globals = _global_of(data, abspath)
@@ -467,9 +489,9 @@ def load_recipe(
     current, current_data = abspath, data
     current_shown = abspath  # upstream joins each parent's path to the last, unnormalised
     current_global = data.get("global")  # raw: an ``include`` key is still there
+    dirs = StepsDirs.for_chain(loaded.chain, cwd)  # grows with the chain
     while "extend" in current_data:
-        dirs = StepsDirs.for_chain(loaded.chain, cwd)
-        own = _expanded_globals(current_global, current, dirs, loaded.include_files)
+        own = _expanded_globals(current_global, current, dirs, loaded.include_files, budget)
         known = {**own, **cli}
         parent, shown = _extend_target(
             current_data["extend"],
@@ -488,14 +510,18 @@ def load_recipe(
                 f"No such file or directory @ rb_sysopen - {shown} (extended by {current})"
             )
         # upstream reads (and names in its errors) the parent's path as joined
-        parent_data = _as_mapping(parse_yaml(read_text(parent), source=shown), parent)
+        parent_data = _as_mapping(
+            parse_yaml(read_text(parent), source=shown, budget=budget), parent
+        )
         loaded.chain.append(parent)
+        dirs = dirs.and_recipe(parent, cwd)
         if "global" in current_data:
-            dirs = StepsDirs.for_chain(loaded.chain, cwd)
             parent_globals = _expanded_globals(
-                parent_data.get("global"), parent, dirs, loaded.include_files
+                parent_data.get("global"), parent, dirs, loaded.include_files, budget
             )
-            child_globals = _expanded_globals(current_global, current, dirs, loaded.include_files)
+            child_globals = _expanded_globals(
+                current_global, current, dirs, loaded.include_files, budget
+            )
             current_global = _merge_globals(child_globals, parent_globals, loaded.unbraced)
         else:
             current_global = parent_data.get("global")
@@ -513,6 +539,7 @@ def load_recipe(
         if current_global is not None:
             current_data["global"] = current_global
     loaded.global_vars = _global_of({"global": current_global}, abspath)
+    loaded.nodes_read = budget.nodes_read
     for section, items in loaded.sections.items():
         loaded.sections[section] = [i for i in items if i.item != _BASE]
     return loaded
@@ -527,25 +554,35 @@ class StepsDirs:
     @classmethod
     def for_chain(cls, chain: Iterable[str], cwd: str) -> StepsDirs:
         """Steps dirs of each recipe file, child first (semantics §2.5)."""
-        root = os.path.normpath(cwd)
-        found: list[str] = []
+        dirs = cls(())
         for recipe in chain:
-            directory = os.path.dirname(recipe)
-            bases = [directory]
-            if directory == root or directory.startswith(root.rstrip("/") + "/"):
-                bases = []
-                current = directory
-                while True:
-                    bases.append(current)
-                    if current == root or current == os.path.dirname(current):
-                        break
-                    current = os.path.dirname(current)
-            for base in bases:
-                for sub in ("steps", ".steps"):
-                    candidate = os.path.join(base, sub)
-                    if candidate not in found and os.path.isdir(candidate):
-                        found.append(candidate)
-        return cls(found)
+            dirs = dirs.and_recipe(recipe, cwd)
+        return dirs
+
+    def and_recipe(self, recipe: str, cwd: str) -> StepsDirs:
+        """These dirs, then those of one more recipe file of the chain (its parent).
+
+        The loader adds each parent as it reads it: computing the dirs of the whole
+        chain again at each ``extend`` made a chain of 400 files take seconds.
+        """
+        root = os.path.normpath(cwd)
+        found = list(self.dirs)
+        directory = os.path.dirname(recipe)
+        bases = [directory]
+        if directory == root or directory.startswith(root.rstrip("/") + "/"):
+            bases = []
+            current = directory
+            while True:
+                bases.append(current)
+                if current == root or current == os.path.dirname(current):
+                    break
+                current = os.path.dirname(current)
+        for base in bases:
+            for sub in ("steps", ".steps"):
+                candidate = os.path.join(base, sub)
+                if candidate not in found and os.path.isdir(candidate):
+                    found.append(candidate)
+        return StepsDirs(found)
 
     def with_fallback(self, extra: Iterable[str]) -> StepsDirs:
         """These dirs, then ``extra`` (kameleon_nb's built-in steps) last."""

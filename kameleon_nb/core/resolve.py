@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from kameleon_nb.core import command_texts, messages, psych
 from kameleon_nb.core.contexts import ContextName, ContextSpec
+from kameleon_nb.core.gcpause import full_collections_paused
 from kameleon_nb.core.limits import Budget, shell_safe_path, utf8_path
 from kameleon_nb.core.loader import (
     LoadedRecipe,
@@ -55,9 +56,12 @@ from kameleon_nb.errors import (
 
 __all__ = ["ResolveOptions", "builtin_globals", "resolve_recipe", "upstream_text"]
 
-#: ``delete`` (one checkpoint) and ``size`` (print its bytes on disk) are kameleon_nb's
-#: optional additions, used by the notebook's checkpoint table; upstream ignores them.
-CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear", "delete", "size")
+#: ``delete`` (one checkpoint), ``size`` (print its bytes on disk), ``tree`` (print a
+#: directory showing its tree) and ``changes`` (what its step changed) are kameleon_nb's
+#: optional additions, used by the notebook's checkpoint table and ``kameleon diff``;
+#: upstream ignores them.
+_OPTIONAL_HOOKS = ("delete", "size", "tree", "changes")
+CHECKPOINT_HOOKS = ("enabled?", "create", "apply", "list", "clear", *_OPTIONAL_HOOKS)
 _REQUIRED_HOOKS = ("create", "apply", "list", "clear")
 _CONTEXT_DEFAULTS: dict[str, object] = {"cmd": "/bin/bash", "proxy_cache": "127.0.0.1"}
 # Upstream's data-dir pattern: the reference and the rest of its line (no word boundary).
@@ -116,6 +120,25 @@ class _Texts:
         hashed = function(self.hashed)
         run = hashed if self.run == self.hashed else function(self.run)
         return _Texts(hashed, run, self.key)
+
+
+def _plain_command(text: str, aliases: Mapping[str, object]) -> _Texts | None:
+    """The alias pass's result for a command it leaves as it is, without running it.
+
+    That is a ``key: value`` text whose key is no alias and whose value is a string:
+    the pass would parse it, find no alias, and keep it. Most commands are such (a
+    recipe of 100,000 microsteps has 100,000 of them). Anything else: ``None``.
+    """
+    try:
+        parsed = command_texts.parse(text)
+    except YamlError:
+        return None
+    if type(parsed) is not dict or len(parsed) != 1:
+        return None
+    ((key, value),) = parsed.items()
+    if type(key) is not str or type(value) is not str or key in aliases:
+        return None
+    return _Texts(text, text, key)
 
 
 def _both_tracks(texts: Callable[[bool], list[str]], needs_run: bool) -> list[_Texts]:
@@ -343,7 +366,8 @@ class _Resolver:
         self.globals: dict[str, object] = {}
         self.aliases: dict[str, list[object]] = {}
         self.aliases_have_dashes = False
-        self.budget = Budget()  # what aliases and variables expanded so far
+        # what aliases and variables expanded so far, and the files' YAML nodes read
+        self.budget = Budget(nodes_read=loaded.nodes_read)
 
     # warnings ------------------------------------------------------------------
     def unbraced(self, name: str) -> None:
@@ -451,7 +475,7 @@ class _Resolver:
                         f"Aliases file for recipe '{self.loaded.abspath}' does not exists "
                         f"('{name}' in no steps/aliases/ directory)"
                     )
-                data = read_yaml(path)
+                data = read_yaml(path, self.budget)
                 if not isinstance(data, dict):
                     raise RecipeError(f"{path}: an aliases file must map alias names to commands")
                 for key, commands in data.items():
@@ -494,6 +518,10 @@ class _Resolver:
     def _expand(self, item: object, source: str) -> list[_Texts]:
         keep_text = command_texts.initial_text(item, keep=True)
         needs_run = "---" in keep_text or self.aliases_have_dashes
+        if not needs_run:  # then both tracks have the same text
+            plain = _plain_command(keep_text, self.aliases)
+            if plain is not None:
+                return [plain]
 
         def texts(keep: bool) -> list[str]:
             text = keep_text if keep else command_texts.initial_text(item, keep=False)
@@ -697,7 +725,8 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
     resolver = _Resolver(loaded, options, cwd)
     try:
         try:
-            return _resolve(resolver)
+            with full_collections_paused():  # it builds and keeps many objects
+                return _resolve(resolver)
         except RecursionError as err:  # a value nested hundreds of levels deep
             raise ExpansionLimitError(
                 f"{loaded.abspath}: a value or a command is nested too deeply (hundreds of "
@@ -792,7 +821,7 @@ def _read_checkpoint(resolver: _Resolver) -> tuple[str, dict[object, object]] | 
             f"directory of {resolver.loaded.abspath})"
         )
     resolver.step_files.append(path)
-    data = read_yaml(path)
+    data = read_yaml(path, resolver.budget)
     if not isinstance(data, dict):
         raise RecipeError(
             f"{path}: a checkpoint mechanism maps hooks (create, apply...) to commands"
@@ -924,7 +953,7 @@ def _load_macrostep(
             f"Step {name} not found (searched {section}/{name}.yaml in the steps "
             f"directories of {resolver.loaded.abspath})"
         )
-    data = read_yaml(path)
+    data = read_yaml(path, resolver.budget)
     if not isinstance(data, list):
         raise RecipeError(f"The macrostep {path} is not valid (a step file is a YAML list)")
     microsteps, variables = _parse_step_body(data, path)

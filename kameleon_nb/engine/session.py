@@ -46,8 +46,14 @@ _START = ""  # the session's head before anything ran
 
 
 def _out_of_line(previous: Microstep | None) -> str:
-    where = previous.slug if previous else "the start"
-    return f"not checkpointed (the tree is not at {where}, the step before it)"
+    if previous is None:
+        return "not checkpointed (the tree is not at the start: %kameleon build -c builds anew)"
+    where = previous.slug
+    return (
+        f"not checkpointed (the tree is not at {where}, the step before it: "
+        f"%kameleon build -c --until {where} brings it there, or %kameleon restore {where} "
+        "if it has a checkpoint)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,8 +556,12 @@ class Session:
                     builder.existing_checkpoints(refresh=True)
                 self._head = None
                 result = builder.build(options)
-                last = list(self.recipe.microsteps())
-                self._head = last[-1].step_id if last else _START
+                done = [
+                    m
+                    for m in self.recipe.microsteps()
+                    if result.stopped_after is None or m.slug == result.stopped_after
+                ]
+                self._head = done[-1].step_id if done else _START
                 return result
         finally:
             if recording and self._builder is not None:

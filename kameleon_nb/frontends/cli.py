@@ -153,6 +153,19 @@ def _build_parser() -> _Parser:
     _add_common(notebook)
     _add_globals(notebook)
 
+    diff = commands.add_parser("diff", help="what changed between two checkpoints")
+    diff.add_argument("recipe", nargs="?", help="the recipe file (.yaml may be omitted)")
+    diff.add_argument(
+        "checkpoints",
+        nargs="*",
+        metavar="ID|STEP|last",
+        help="A: what that step changed; A B: from A to B; none: what each step changed",
+    )
+    diff.add_argument("-b", "--build-path", help="build root (default: ./build)")
+    diff.add_argument("--json", action="store_true", help="one JSON object (machine use)")
+    _add_common(diff)
+    _add_globals(diff)
+
     export = commands.add_parser("export-recipe", help="write the recipe of a notebook")
     export.add_argument("notebook", nargs="?", help="the .ipynb file")
     export.add_argument("-o", "--output", metavar="DIR", help="default: the notebook's directory")
@@ -207,6 +220,14 @@ def _run(argv: Sequence[str]) -> int:
                 'Usage: "kameleon export-recipe NOTEBOOK.ipynb [-o DIR]"'
             )
         return commands.export_recipe(args.notebook, output=args.output)
+    if args.command == "diff":
+        wanted = list(args.checkpoints) + stray
+        if args.recipe is None or len(wanted) > 2:
+            raise UsageError(
+                'ERROR: "kameleon diff" takes a recipe and at most two checkpoints\n'
+                'Usage: "kameleon diff RECIPE_PATH [ID|STEP|last [ID|STEP|last]] [--json]"'
+            )
+        return commands.diff(args.recipe, wanted, cli_globals, args)
     recipe = _recipe_argument(args, stray)
     return commands.build(recipe, cli_globals, args)
 

@@ -14,7 +14,7 @@ from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
 from kameleon_nb.frontends.render import checkpoint_table, dryrun_lines, info_lines
 
-__all__ = ["build", "export_recipe", "info", "notebook"]
+__all__ = ["build", "diff", "export_recipe", "info", "notebook"]
 
 
 def _say(lines: list[str]) -> None:
@@ -125,4 +125,30 @@ def export_recipe(notebook: str, *, output: str | None) -> int:
     from kameleon_nb.frontends.notebook import export_notebook  # noqa: PLC0415
 
     _say([str(export_notebook(notebook, output))])
+    return 0
+
+
+def diff(
+    recipe: str, wanted: list[str], cli_globals: Mapping[str, str], args: argparse.Namespace
+) -> int:
+    """``kameleon diff``: what one step changed, or from one checkpoint to another.
+
+    With no checkpoint: one row per step, what it changed (``--json``: every diff).
+    """
+    import json  # noqa: PLC0415
+
+    from kameleon_nb.engine.session import Session  # noqa: PLC0415
+    from kameleon_nb.frontends.diff_view import diff_lines, every_step  # noqa: PLC0415
+
+    with Session.open(
+        recipe, cli_globals=dict(cli_globals), build_path=args.build_path, checkpointing=True
+    ) as session:
+        if not wanted:
+            steps = every_step(session)
+            data: object = [step.diff.to_json() for step in steps.steps]
+            lines = repr(steps).splitlines()
+        else:
+            found = session.diff(*wanted)
+            data, lines = found.to_json(), diff_lines(found)
+    _say([json.dumps(data)] if args.json else lines)
     return 0

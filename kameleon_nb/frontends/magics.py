@@ -66,7 +66,8 @@ USAGE = """\
                          run the cell (shell, or Kameleon commands when it starts with
                          "- ") as that microstep, now, and keep it in the recipe
 %kameleon build [-c] [-F ID|STEP|last] [-B ID] [-E ID] [--microstep-checkpoints first|all]
-                [--keep-stale N|all] [-C [--cache-path DIR]] [--proxy HOST:PORT]
+                [--until ID|STEP] [--keep-stale N|all] [-C [--cache-path DIR]]
+                [--proxy HOST:PORT]
                 [-g key:value ...] [--console]
                          build the whole recipe, with live progress (--console: and
                          the log 'kameleon build' prints)

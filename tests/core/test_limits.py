@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from kameleon_nb.core import command_texts, limits
 from kameleon_nb.core.loader import StepsDirs, load_recipe, parse_yaml, read_text
+from kameleon_nb.core.model import ResolvedRecipe
+from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
 from kameleon_nb.core.variables import substitute
 from kameleon_nb.errors import ExpansionLimitError, MissingFileError, UnreadableFileError
 
@@ -113,3 +116,81 @@ def test_a_parent_that_is_not_utf8_names_the_child(tmp_path: Path) -> None:
 
 def test_shown_path_escapes_only_undecodable_bytes() -> None:
     assert limits.shown_path("/tmp/é/\udcff\udce9.yaml") == "/tmp/é/\\xff\\xe9.yaml"
+
+
+# --- YAML nodes read for one recipe (fault campaign, issue 12: a 15.8 MiB step file,
+# under the file budget, took 1.5 GB, past the campaign's 1 GiB, and ended in a fatal
+# error; a small step file listed many times grows without any file being large)
+
+
+def _steps(count: int) -> str:  # six YAML nodes a microstep
+    return "".join(f"- m{k}:\n  - exec_local: echo {k}\n" for k in range(count))
+
+
+def _resolve(path: str, cwd: Path) -> ResolvedRecipe:
+    loaded = load_recipe(path, cwd=str(cwd))
+    return resolve_recipe(loaded, ResolveOptions(build_path=str(cwd / "build")), cwd=str(cwd))
+
+
+def test_a_step_file_read_twice_counts_twice(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(limits, "MAX_NODES_READ", 1_000)
+    (tmp_path / "steps" / "setup").mkdir(parents=True)
+    (tmp_path / "steps" / "setup" / "s.yaml").write_text(_steps(100))  # 600 nodes
+    (tmp_path / "once.yaml").write_text("setup:\n  - s\n")
+    (tmp_path / "twice.yaml").write_text("setup:\n  - s\n  - s\n")
+    assert len(list(_resolve("once.yaml", tmp_path).microsteps())) == 100
+    with pytest.raises(ExpansionLimitError) as caught:
+        _resolve("twice.yaml", tmp_path)
+    assert str(caught.value).startswith(
+        f"{tmp_path}/steps/setup/s.yaml: the files of this recipe, up to this one, hold more "
+        "than 1,000 YAML nodes"
+    )
+
+
+def test_the_nodes_of_parents_count_for_the_recipe(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(limits, "MAX_NODES_READ", 1_000)
+    (tmp_path / "p.yaml").write_text("global:\n  list: [" + ", ".join(["x"] * 600) + "]\n")
+    (tmp_path / "r.yaml").write_text(
+        "extend: p\nglobal:\n  own: [" + ", ".join(["y"] * 600) + "]\n"
+    )
+    with pytest.raises(ExpansionLimitError, match=r"p\.yaml: the files of this recipe"):
+        load_recipe("r.yaml", cwd=str(tmp_path))
+    assert load_recipe("p.yaml", cwd=str(tmp_path)).nodes_read == 605  # 600 + 5
+
+
+@pytest.mark.parametrize("tag", ["", "!!seq "], ids=["plain", "tagged"])
+def test_a_dense_document_is_refused_before_it_is_built(monkeypatch, tag: str) -> None:
+    # 2 MB of "x, " is 700,000 nodes: refused at 10,001, with memory for 10,000 only
+    # (the tagged one goes through PyYAML's composer, which counts them too)
+    monkeypatch.setattr(limits, "MAX_NODES_READ", 10_000)
+    text = "list: " + tag + "[" + "x, " * 700_000 + "x]\n"
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExpansionLimitError, match=r"r\.yaml: .* more than 10,000 YAML nodes"):
+            parse_yaml(text, source="r.yaml", budget=limits.Budget())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, peak  # PyYAML's graph of the 700,000 nodes: over 300 MB
+
+
+def test_a_long_extend_chain_searches_each_directory_once_a_link(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # fault campaign (issue 12): hostile:extend-deep, 400 parents three directories
+    # down took more than 10 s: the steps dirs of the whole chain were looked for again
+    # at each link (~2 million stat calls)
+    directory = tmp_path / "a" / "b" / "c"
+    directory.mkdir(parents=True)
+    for k in range(200):
+        parent = f"extend: chain{k + 1}\n" if k + 1 < 200 else ""
+        (directory / f"chain{k}.yaml").write_text(parent + f"global:\n  c{k}: {k}\n")
+    calls: list[str] = []
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: calls.append(p) or real_isdir(p))
+    loaded = load_recipe("a/b/c/chain0.yaml", cwd=str(tmp_path))
+    assert len(loaded.chain) == 200
+    assert len(calls) < 20 * 200, len(calls)  # 8 a link (4 levels x steps, .steps)
+    assert loaded.global_vars["c199"] == 199
+    dirs = StepsDirs.for_chain(loaded.chain, str(tmp_path))
+    assert dirs.dirs == StepsDirs.for_chain(loaded.chain[:1], str(tmp_path)).dirs

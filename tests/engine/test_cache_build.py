@@ -108,14 +108,20 @@ def _workspace(tmp_path: Path) -> Path:
     return work
 
 
-def test_record_then_replay_offline(
-    tmp_path: Path, origin: tuple[str, http.server.ThreadingHTTPServer]
-) -> None:
-    url, server = origin
+def _record(tmp_path: Path, url: str) -> tuple[Path, Path, str]:
+    """A workspace, its recipe built once with -C: (workspace, build path, output)."""
     work = _workspace(tmp_path)
     build = work / "build"
     rc, out = cli("build", str(work / "fetch.yaml"), "-b", str(build), "-C", "-g", f"server:{url}")
     assert rc == 0, out
+    return work, build, out
+
+
+def test_record_then_replay_offline(
+    tmp_path: Path, origin: tuple[str, http.server.ThreadingHTTPServer]
+) -> None:
+    url, server = origin
+    work, build, out = _record(tmp_path, url)
     assert "Cache: 4 request(s)" in out, out
     assert "1 pipe output(s) recorded" in out, out
     archive = build / "fetch" / "fetch-cache.tar.gz"
@@ -156,10 +162,7 @@ def test_a_request_missing_from_the_archive_fails_naming_the_url(
     tmp_path: Path, origin: tuple[str, http.server.ThreadingHTTPServer]
 ) -> None:
     url, server = origin
-    work = _workspace(tmp_path)
-    build = work / "build"
-    rc, out = cli("build", str(work / "fetch.yaml"), "-b", str(build), "-C", "-g", f"server:{url}")
-    assert rc == 0, out
+    work, build, _ = _record(tmp_path, url)
     server.shutdown()
     archive = build / "fetch" / "fetch-cache.tar.gz"
     rc, out = cli(

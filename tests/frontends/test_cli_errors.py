@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import subprocess
@@ -487,3 +488,50 @@ def test_a_yaml_value_just_under_the_limit_loads(tmp_path: Path) -> None:
     status, out, seconds = _run_limited(["build", "-d", "-l", "r.yaml"], tmp_path)
     assert status == 0, out[-500:]
     assert seconds < 10, seconds
+
+
+# The fault campaign's big inputs (issue 12): a step file that fits the 16 MiB file
+# budget used to take 1.5 GB (a fatal error under 1 GiB); the YAML nodes a recipe's
+# files hold are now a budget of their own (1,000,000), refused as they are read.
+
+
+def _microsteps(count: int) -> str:
+    return "".join(f"- m{k}:\n  - exec_local: echo {k}\n" for k in range(count))
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("steps/setup/s.yaml", _microsteps(430_000)),  # 15.8 MiB, 2.6 million nodes
+        ("r.yaml", "global:\n  x: [" + "a," * 4_000_000 + "a]\n" + "setup:\n  - s\n"),
+    ],
+    ids=["16-mib-step-file", "dense-recipe"],
+)
+def test_a_file_with_millions_of_yaml_nodes_is_refused(
+    tmp_path: Path, where: str, text: str
+) -> None:
+    (tmp_path / "steps" / "setup").mkdir(parents=True)
+    (tmp_path / "steps" / "setup" / "s.yaml").write_text(_microsteps(1))
+    (tmp_path / "r.yaml").write_text("setup:\n  - s\n")
+    (tmp_path / where).write_text(text)
+    for command in (["build", "-d", "-l"], ["info"]):
+        status, out, _ = _run_limited([*command, "r.yaml"], tmp_path)
+        assert status == 6, out[-1000:]
+        line = _one_error_line(out)
+        assert line.startswith(f"Error: {tmp_path}/{where}: the files of this recipe"), line
+        assert "more than 1,000,000 YAML nodes" in line, line
+
+
+def test_a_step_file_of_many_microsteps_gives_upstreams_ids(tmp_path: Path) -> None:
+    (tmp_path / "steps" / "setup").mkdir(parents=True)
+    (tmp_path / "steps" / "setup" / "many.yaml").write_text(_microsteps(20_000))
+    (tmp_path / "r.yaml").write_text("setup:\n  - many\n")
+    status, out, _ = _run_limited(["build", "-d", "-l", "r.yaml"], tmp_path)
+    assert status == 0, out[-1000:]
+    rows = [line for line in out.splitlines() if " | setup/many/m" in line]
+    assert len(rows) == 20_000
+    salt = ""
+    for k, row in enumerate(rows):  # upstream's chain: sha1(string_cmd + previous id)
+        salt = hashlib.sha1(f"exec_local: echo {k}{salt}".encode()).hexdigest()[:12]
+        slug = f"setup/many/m{k}"
+        assert row == f"{salt} | {slug:<17}", row  # the table pads to the longest slug

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from kameleon_nb.core.model import StepId
 
-__all__ = ["CheckpointBackend"]
+__all__ = ["EMPTY_TREE", "CheckpointBackend", "LayerChanges"]
+
+#: the ``parent`` of a change set applied to nothing (the first layer of a stack)
+EMPTY_TREE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerChanges:
+    """What one checkpoint changed, as its mechanism stores it (the ``changes`` hook).
+
+    Attributes:
+        layer: names this change set (an overlay layer's number).
+        parent: the ``layer`` of the tree it was made on (:data:`EMPTY_TREE`: none):
+            the checkpoint's tree is that tree with these changes applied.
+        kind: how the changes are stored: ``overlay`` (an overlayfs layer directory,
+            whiteouts and opaque directories included).
+        directory: where, as the build's context shells see it.
+    """
+
+    layer: str
+    parent: str
+    kind: str
+    directory: str
 
 
 class CheckpointBackend(Protocol):
@@ -43,4 +66,17 @@ class CheckpointBackend(Protocol):
 
     def size(self, step_id: StepId) -> int | None:
         """Bytes on disk of checkpoint ``step_id`` (the optional ``size`` hook), if known."""
+        ...
+
+    @property
+    def can_diff(self) -> bool:
+        """Whether a checkpoint's tree can be read (:meth:`tree`): ``kameleon diff``."""
+        ...
+
+    def tree(self, step_id: StepId) -> str:
+        """A directory showing checkpoint ``step_id``'s tree, read-only (the ``tree`` hook)."""
+        ...
+
+    def changes(self, step_id: StepId) -> LayerChanges | None:
+        """What checkpoint ``step_id``'s step changed, if stored apart (``changes`` hook)."""
         ...

@@ -2,6 +2,8 @@
 
 ``enabled?``, ``create``, ``apply``, ``list`` and ``clear`` are ordinary commands
 (any context, aliases already expanded), with ``@microstep_id`` replaced by the id.
+kameleon_nb adds optional ones: ``size`` and ``delete`` (the notebook's checkpoint
+table), ``tree`` and ``changes`` (``kameleon diff``).
 
 A checkpoint id is 12 lowercase hex digits (see :mod:`kameleon_nb.core.stepid`). The
 ``list`` hook's output is whatever the mechanism's store holds (file or directory
@@ -17,14 +19,20 @@ import re
 from collections.abc import Callable, Mapping
 
 from kameleon_nb.core.model import Command, StepId
+from kameleon_nb.engine.checkpoints import LayerChanges
 from kameleon_nb.engine.commands import CommandFailedError, CommandRunner
 from kameleon_nb.errors import BuildError
 
-__all__ = ["RecipeHooksBackend", "with_step_id"]
+__all__ = ["NO_TREE_HOOK", "RecipeHooksBackend", "with_step_id"]
 
 log = logging.getLogger(__name__)
 
 _STEP_ID_RE = re.compile(r"[0-9a-f]{12}")
+
+NO_TREE_HOOK = (
+    "kameleon diff is not supported by this recipe's checkpoint mechanism (it has no 'tree' "
+    "hook to show a checkpoint's tree); the built-in overlay, btrfs and rsync mechanisms have one"
+)
 
 
 def _checked(step_id: str) -> str:
@@ -151,3 +159,41 @@ class RecipeHooksBackend:
             return None
         words = text.split()
         return int(words[0]) if words and words[0].isdigit() else None
+
+    @property
+    def can_diff(self) -> bool:
+        """Whether the mechanism has a ``tree`` hook."""
+        return "tree" in self._hooks
+
+    def tree(self, step_id: StepId) -> str:
+        """Run ``tree`` for ``step_id``: the directory it prints (its last line).
+
+        Raises:
+            BuildError: the mechanism has no ``tree`` hook, or it printed no absolute path.
+        """
+        if not self.can_diff:
+            raise BuildError(NO_TREE_HOOK)
+        lines = self._run("tree", step_id, interactive=False, shown=False).splitlines()
+        path = next((line for line in reversed(lines) if line.strip()), "")
+        if not path.startswith("/"):
+            raise BuildError(
+                f"The checkpoint mechanism's 'tree' hook printed {path!r} for checkpoint "
+                f"{step_id}: it must print the absolute path of a directory"
+            )
+        return path
+
+    def changes(self, step_id: StepId) -> LayerChanges | None:
+        """Run ``changes`` for ``step_id`` (None: no such hook, or it printed no layer).
+
+        The hook prints ``layer TOKEN``, ``parent TOKEN`` and ``KIND DIRECTORY`` lines.
+        """
+        if "changes" not in self._hooks:
+            return None
+        text = self._run("changes", step_id, interactive=False, shown=False)
+        fields = dict(line.strip().partition(" ")[::2] for line in text.splitlines())
+        layer, parent = fields.pop("layer", ""), fields.pop("parent", "")
+        kinds = [(k, v) for k, v in fields.items() if k == "overlay" and v.startswith("/")]
+        if not layer or not parent or not kinds:
+            log.info("checkpoint 'changes' of %s gave no layer: %r", step_id, text)
+            return None
+        return LayerChanges(layer, parent, *kinds[0])

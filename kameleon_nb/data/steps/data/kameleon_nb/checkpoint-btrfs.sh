@@ -2,7 +2,7 @@
 # kameleon_nb's btrfs checkpoint mechanism: the rootfs is a bind mount of a btrfs
 # subvolume, and every checkpoint is a read-only snapshot of it.
 #
-#   checkpoint-btrfs.sh ROOTFS STORE (mount|enabled|create ID|apply ID|list|clear)
+#   checkpoint-btrfs.sh ROOTFS STORE (mount|enabled|create ID|apply ID|list|clear|tree ID)
 #
 # STORE layout: image (a sparse btrfs image, size $KAMELEON_BTRFS_SIZE, default 20G;
 # only when the filesystem holding STORE is not btrfs), mnt/ (the image's loop mount,
@@ -112,6 +112,12 @@ case $action in
       [ -d "$s" ] && basename "$s"
     done
     true
+    ;;
+  tree)   # print the read-only snapshot of ID (kameleon diff reads it in the namespace)
+    [ -n "$id" ] || die "tree needs an id"
+    init_store
+    [ -d "$snaps/$id" ] || die "no checkpoint $id in $snaps"
+    printf '%s\n' "$snaps/$id"
     ;;
   clear)
     unmount "$rootfs"

@@ -3,14 +3,17 @@
 # lower layers are the sealed checkpoints, one per checkpoint, and whose upper layer
 # holds the changes since the last one.
 #
-#   checkpoint-overlay.sh ROOTFS STORE (mount|create ID|apply ID|list|size ID|delete ID|clear)
+#   checkpoint-overlay.sh ROOTFS STORE (mount|create ID|apply ID|list|size ID|delete ID|clear
+#                                       |tree ID|changes ID)
 #
 # STORE layout: l/N (layers, N a small number: mount options stay under 4 KiB),
 # l/N.parent (the layer below, or "base"), l/N.mounts (the mounts the recipe had made
 # inside the tree when N was sealed), ids/ID (the layer N of checkpoint ID, written
 # last, so an interrupted create is never listed), base/ (empty bottom layer),
 # upper/, work/, head (the layer under upper/), next (the next N), hold/ (mounts moved
-# aside while the overlay is remounted).
+# aside while the overlay is remounted), views/ID (read-only mounts of checkpoints'
+# trees made by "tree" for kameleon diff; mount, create, apply, delete and clear drop
+# them, before any layer can change or go).
 # Past MAX_DEPTH stacked layers, a checkpoint's tree is flattened into one layer.
 #
 # Mounts inside the tree (a chroot backend's /proc, /sys, /dev, /dev/pts) belong to
@@ -62,6 +65,17 @@ mount_stack() {
 }
 
 write() { echo "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"; }
+
+# Unmount and remove the views "tree" made (before their layers can change or go).
+drop_views() {
+  local view
+  [ -d "$store/views" ] || return 0
+  for view in "$store"/views/*; do
+    [ -e "$view" ] || continue
+    if mountpoint -q "$view"; then umount "$view" 2>/dev/null || umount -l "$view"; fi
+    rmdir "$view" 2>/dev/null || true
+  done
+}
 
 # Remove the layers that no checkpoint needs: a layer stays while an id (or the head,
 # the layer the mounted tree stands on) points at it or at a layer stacked on it.
@@ -191,6 +205,7 @@ return_mounts() {
 case $action in
   mount)   # make sure the rootfs is mounted (a new build runs in a new namespace)
     init_store
+    drop_views
     mountpoint -q "$rootfs" || mount_stack "$(get "$store/head")"
     collect   # what a create killed half-way left
     ;;
@@ -200,6 +215,7 @@ case $action in
   create)
     [ -n "$id" ] || die "create needs an id"
     init_store
+    drop_views
     head=$(get "$store/head")
     n=$(get "$store/next")
     write "$store/next" $((n + 1))
@@ -231,6 +247,7 @@ case $action in
   apply)
     [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
     init_store
+    drop_views
     n=$(get "$store/ids/$id")
     unmount
     rm -rf "$store/upper" && mkdir -p "$store/upper"
@@ -253,12 +270,33 @@ case $action in
     ;;
   delete)   # forget ID; its layer goes too unless other layers stack on it
     [ -f "$store/ids/$id" ] || exit 0
+    drop_views
     rm -f "$store/ids/$id"
     collect
     ;;
   clear)
+    drop_views
     unmount
     rm -rf "$store"
+    ;;
+  tree)     # print a directory showing ID's tree, read-only: its layers mounted (with
+            # no upper layer) at views/ID in the build's namespace, made again each time
+    [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
+    n=$(get "$store/ids/$id")
+    view=$store/views/$id
+    mkdir -p "$view"
+    if mountpoint -q "$view"; then umount "$view" 2>/dev/null || umount -l "$view"; fi
+    stack "$n"
+    (cd "$store" && mount -t overlay overlay -o "ro,lowerdir=$lowerdir" "$view")
+    printf '%s\n' "$view"
+    ;;
+  changes)  # ID's layer is exactly what changed since the tree of the layer below it:
+            # print both (a layer on the empty base layer stacks on "-") and its directory
+    [ -f "$store/ids/$id" ] || die "no checkpoint $id in $store"
+    n=$(get "$store/ids/$id")
+    parent=$(get "$store/l/$n.parent")
+    [ "$parent" != base ] || parent=-
+    printf 'layer %s\nparent %s\noverlay %s\n' "$n" "$parent" "$store/l/$n"
     ;;
   *) die "unknown action $action" ;;
 esac

@@ -3,7 +3,7 @@
 # incremental copy of the rootfs (rsync --link-dest on the previous one). Needs no
 # root and no mount.
 #
-#   checkpoint-rsync.sh ROOTFS STORE (enabled|create ID|apply ID|list|size ID|delete ID|clear)
+#   checkpoint-rsync.sh ROOTFS STORE (enabled|create ID|apply ID|list|size ID|delete ID|clear|tree ID)
 #
 # STORE layout: ID/ (a complete copy; written as .partial-ID/ and renamed, so an
 # interrupted create is never listed), .parent-ID (the checkpoint it was linked to),
@@ -60,6 +60,11 @@ case $action in
     else
       du -s -B1 -- "$store/$id" | cut -f1
     fi
+    ;;
+  tree)   # print the directory holding ID's tree (kameleon diff reads it, never writes);
+          # unchanged files are hard links shared with the copy before, one inode
+    exists
+    printf '%s\n' "$store/$id"
     ;;
   delete)
     rm -rf -- "${store:?}/$id" "$store/.parent-$id"
