@@ -85,12 +85,16 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.table = w.HTML()
         self.choice = w.Dropdown(description="Checkpoint", layout=w.Layout(width="auto"))
         self.restore_button = w.Button(description="Restore", tooltip="Restore the chosen one")
+        self.changes_button = w.Button(
+            description="Changes", tooltip="What the chosen one's step changed (%kameleon diff)"
+        )
         self.delete_button = w.Button(description="Delete", tooltip="Delete the chosen one")
         self.confirm_button = w.Button(description="Yes, delete", button_style="danger")
         self.cancel_button = w.Button(description="Cancel")
         self.status = w.HTML()
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.restore_button.on_click(lambda _b: self._chosen(self.restore))
+        self.changes_button.on_click(lambda _b: self._chosen(self.show_changes))
         self.delete_button.on_click(lambda _b: self._chosen(self.ask_delete))
         self.confirm_button.on_click(lambda _b: self.confirm_delete())
         self.cancel_button.on_click(lambda _b: self.cancel_delete())
@@ -98,7 +102,15 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.delete_button.add_class("kameleon-delete")
         self.confirm = w.HBox([self.confirm_button, self.cancel_button])
         self.confirm.layout.display = "none"
-        self.controls = w.HBox([self.choice, self.restore_button, self.delete_button, self.confirm])
+        self.controls = w.HBox(
+            [
+                self.choice,
+                self.restore_button,
+                self.changes_button,
+                self.delete_button,
+                self.confirm,
+            ]
+        )
         super().__init__(
             [w.HBox([self.title, self.refresh_button]), self.table, self.controls, self.status],
             **kwargs,
@@ -140,6 +152,17 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             "context shells' variables are back at that step.",
             detail="".join(log or []),
         )
+
+    def show_changes(self, step_id: str) -> None:
+        """Show what the step of a checkpoint changed (what Changes does with the chosen one)."""
+        from kameleon_nb.frontends.diff_view import DiffView  # noqa: PLC0415
+
+        try:
+            view = DiffView(self.session.diff(step_id))
+        except KameleonError as err:
+            self._say(f"Changes: {err}", error=True)
+            return
+        self.status.value = view._repr_html_()
 
     def ask_delete(self, step_id: str) -> None:
         """Delete, first click: ask to confirm (nothing is removed yet)."""
@@ -264,6 +287,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         nothing = not self.rows
         self.refresh_button.disabled = busy
         self.restore_button.disabled = busy or nothing
+        self.changes_button.disabled = busy or nothing
         self.delete_button.disabled = busy or nothing or not self.session.can_delete
         self.delete_button.tooltip = (
             "Delete the chosen one (asks first)"

@@ -291,3 +291,15 @@ def test_build_progress_snapshot_is_static_html(session):
     assert "4/4 microsteps: done" in snapshot
     assert "<details><summary>✔ setup/files/two" in snapshot
     assert "line 1\nline 2\nline 3\n" in snapshot
+
+
+def test_changes_shows_what_the_chosen_step_changed(session):
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session)
+    table.choose(next(r.step_id for r in table.rows if r.slug == "setup/files/two"))
+    table.changes_button.click()
+    assert "etc/two" in table.status.value  # the file the step added
+    assert "etc/one" not in table.status.value  # an earlier step's
+    table.choose(table.rows[0].step_id)
+    table.changes_button.click()
+    assert "etc" in table.status.value
