@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING
 
 from kameleon_nb.core import messages
 from kameleon_nb.core.contexts import ContextName, ContextSpec
@@ -73,6 +73,7 @@ class BuildResult:
     removed_stale: list[StepId] = field(default_factory=list)
     cache: list[str] = field(default_factory=list)  # what the persistent cache did
     stopped_after: str | None = None  # --until: the step the build stopped after
+    head: StepId | None = None  # the microstep the tree is at when the build ends
     seconds: float = 0.0
 
 
@@ -254,7 +255,7 @@ class Builder:
                 self._emit(err.failure)
             if not isinstance(err, KeyboardInterrupt):
                 self.publish_rootfs()
-            cause = self._finish_cache(success=False)
+            cause = self._abandon_cache()
             self._emit(BuildFinished(self.recipe.path, time.monotonic() - started, success=False))
             if cause is not None and not isinstance(err, KeyboardInterrupt):
                 raise cause from err  # a replay's missing request is why the command failed
@@ -262,7 +263,7 @@ class Builder:
         if options.checkpointing:
             result.removed_stale = self.retire_stale(options)
         self.publish_rootfs()
-        result.cache = self._finish_cache(success=True)
+        result.cache = self._finish_cache()
         result.seconds = time.monotonic() - started
         self._emit(BuildFinished(self.recipe.path, result.seconds, success=True))
         return result
@@ -282,10 +283,13 @@ class Builder:
         except _StopHere:
             assert plan.stop_after is not None
             result.stopped_after = plan.stop_after.slug
+            result.head = plan.stop_after.step_id
             self._emit(Message(f"Stopped after step {plan.stop_after.slug} (--until)"))
         except BaseException as err:
             self._cleanup_after_failure(err, finished, plan.options)
             raise
+        else:
+            result.head = plan.steps[-1].microstep.step_id if plan.steps else None
         return result
 
     def _run_section(self, section: Section, plan: BuildPlan, result: BuildResult) -> None:
@@ -391,25 +395,27 @@ class Builder:
         if self._existing is not None:
             self._existing = self._existing - {step_id}
 
-    @overload
-    def _finish_cache(self, *, success: Literal[True]) -> list[str]: ...
-    @overload
-    def _finish_cache(self, *, success: Literal[False]) -> KameleonError | None: ...
-    def _finish_cache(self, *, success: bool) -> list[str] | KameleonError | None:
-        """Stop the cache proxy; after a success, pack the archive.
+    def _finish_cache(self) -> list[str]:
+        """After a success: stop the cache proxy, pack the archive; say what it did.
 
-        After a success, returns what the cache said (its summary lines, the archive);
-        its errors fail the build. After a failure, returns the cache's error (a
-        replay's request that the archive lacks), to be raised instead of the command's.
+        Its errors fail the build.
         """
         if self.cache is None:
-            return [] if success else None
-        if success:
-            try:
-                return self.cache.finish(success=True)
-            except KameleonError:
-                self._emit(BuildFinished(self.recipe.path, 0.0, success=False))
-                raise
+            return []
+        try:
+            return self.cache.finish(success=True)
+        except KameleonError:
+            self._emit(BuildFinished(self.recipe.path, 0.0, success=False))
+            raise
+
+    def _abandon_cache(self) -> KameleonError | None:
+        """After a failure: stop the cache proxy and return its error, if any.
+
+        A replay's request that the archive lacks explains the failure better than the
+        command that failed on it.
+        """
+        if self.cache is None:
+            return None
         try:
             self.cache.finish(success=False)
         except KameleonError as err:
@@ -423,7 +429,8 @@ class Builder:
         keeps everything (said once when ``--keep-stale`` was given). A checkpoint
         that cannot be removed is reported and kept; the build still succeeded.
         """
-        existing = self.existing_checkpoints(refresh=True)
+        # the build's own creates kept the listing current: no second ``list`` hook run
+        existing = self.existing_checkpoints()
         generation, used, head = self.records.usage()
         valid = [m.step_id for m in self.recipe.microsteps()]
         version = valid[-1] if valid else None

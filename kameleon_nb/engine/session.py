@@ -556,12 +556,7 @@ class Session:
                     builder.existing_checkpoints(refresh=True)
                 self._head = None
                 result = builder.build(options)
-                done = [
-                    m
-                    for m in self.recipe.microsteps()
-                    if result.stopped_after is None or m.slug == result.stopped_after
-                ]
-                self._head = done[-1].step_id if done else _START
+                self._head = result.head or _START
                 return result
         finally:
             if recording and self._builder is not None:

@@ -4,10 +4,39 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+
+
+def needs(*tools: str) -> pytest.MarkDecorator:
+    """Skip unless every one of ``tools`` is on PATH."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
+
+
+#: kameleon_nb's mechanisms that keep the files of ``$${rootfs}``, each with what it needs
+#: (rsync: nothing more; overlay and btrfs: root).
+FILE_MECHANISMS = [
+    pytest.param("rsync", marks=needs("rsync")),
+    pytest.param(
+        "overlay", marks=[pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root")]
+    ),
+    pytest.param(
+        "btrfs",
+        marks=[
+            pytest.mark.root,
+            pytest.mark.skipif(not IS_ROOT, reason="needs root"),
+            needs("mkfs.btrfs", "btrfs"),
+        ],
+    ),
+]
 
 #: The microsteps of examples/busybox and examples/busybox-rootless, in build order.
 BUSYBOX_SLUGS = [

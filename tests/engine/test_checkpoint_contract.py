@@ -23,31 +23,10 @@ from kameleon_nb.core.model import StepId
 from kameleon_nb.engine.builder import Builder
 from kameleon_nb.engine.recipes import open_recipe
 
+from .buildcheck import FILE_MECHANISMS, IS_ROOT, needs
+
 pytestmark = pytest.mark.shell
 
-IS_ROOT = os.geteuid() == 0
-
-
-def _needs(*tools: str) -> list[pytest.MarkDecorator]:
-    missing = [t for t in tools if shutil.which(t) is None]
-    marks = [pytest.mark.skipif(bool(missing), reason=f"missing {missing}")]
-    return marks
-
-
-MECHANISMS = [
-    pytest.param("rsync", marks=_needs("rsync")),
-    pytest.param(
-        "overlay", marks=[pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root")]
-    ),
-    pytest.param(
-        "btrfs",
-        marks=[
-            pytest.mark.root,
-            pytest.mark.skipif(not IS_ROOT, reason="needs root"),
-            *_needs("mkfs.btrfs", "btrfs"),
-        ],
-    ),
-]
 
 FINGERPRINT = (
     "cd \"$1\" && find . -mindepth 1 -printf '%p %y %m %U %G %s %l\\n' | LC_ALL=C sort"
@@ -87,7 +66,7 @@ class Harness:
         self.builder.close()
 
 
-@pytest.fixture(params=MECHANISMS)
+@pytest.fixture(params=FILE_MECHANISMS)
 def harness(request, tmp_path):
     h = Harness(tmp_path, request.param)
     h.ids()  # first list: lets a mechanism prepare (e.g. mount the overlay)
@@ -199,7 +178,7 @@ def shlex_quote(text: str) -> str:
     "mechanism",
     [
         "overlay",
-        pytest.param("btrfs", marks=_needs("mkfs.btrfs", "btrfs")),
+        pytest.param("btrfs", marks=needs("mkfs.btrfs", "btrfs")),
     ],
 )
 def test_overlay_stays_within_the_build_namespace(tmp_path, mechanism):

@@ -12,9 +12,6 @@ for each step and between checkpoints that are not adjacent (both ways).
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from kameleon_nb.core.contexts import ContextName
@@ -24,30 +21,10 @@ from kameleon_nb.engine.checkpoint_diff import DiffMethod, diff_checkpoints
 from kameleon_nb.engine.session import Session
 from kameleon_nb.errors import BuildError
 
+from .buildcheck import FILE_MECHANISMS, IS_ROOT
+
 pytestmark = pytest.mark.shell
 
-IS_ROOT = os.geteuid() == 0
-
-
-def _needs(*tools: str) -> pytest.MarkDecorator:
-    missing = [t for t in tools if shutil.which(t) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
-
-
-MECHANISMS = [
-    pytest.param("rsync", marks=_needs("rsync")),
-    pytest.param(
-        "overlay", marks=[pytest.mark.root, pytest.mark.skipif(not IS_ROOT, reason="needs root")]
-    ),
-    pytest.param(
-        "btrfs",
-        marks=[
-            pytest.mark.root,
-            pytest.mark.skipif(not IS_ROOT, reason="needs root"),
-            _needs("mkfs.btrfs", "btrfs"),
-        ],
-    ),
-]
 
 ROOT_ONLY = "" if IS_ROOT else ": "  # a command prefix that disables a line for other users
 
@@ -199,7 +176,7 @@ def check(diff, old_tree, new_tree) -> None:
             assert entry.device == seen.get("device"), change.path
 
 
-@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("mechanism", FILE_MECHANISMS)
 def test_diff_of_every_step_and_across_steps_matches_the_restored_trees(tmp_path, mechanism):
     (tmp_path / "r.yaml").write_text(_recipe(mechanism))
     with Session.open("r.yaml", cwd=str(tmp_path), checkpointing=True) as session:
