@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background by a non-interactive shell (``cmd &``) inherits SIGINT
+# ignored, and so would every build a test starts and then interrupts with SIGINT: give
+# this process (and through it, its children) the default Ctrl-C behaviour back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 DATA = Path(__file__).resolve().parent / "data"
 
