@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kameleon_nb._version import UPSTREAM, VERSION
-from kameleon_nb.core.cache_options import add_cache_options
 from kameleon_nb.core.limits import is_utf8, shown_path
-from kameleon_nb.core.options import add_checkpoint_options
 from kameleon_nb.errors import BuildError, KameleonError, UsageError
+from kameleon_nb.frontends.arguments import add_cache_options, add_checkpoint_options
 
 __all__ = ["main"]
 

@@ -8,10 +8,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from kameleon_nb.core.cache_options import cache_options
-from kameleon_nb.core.options import build_options
 from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
+from kameleon_nb.frontends.arguments import build_options, cache_options
 from kameleon_nb.frontends.render import checkpoint_table, dryrun_lines, info_lines
 
 __all__ = ["build", "diff", "export_recipe", "info", "notebook"]
@@ -114,7 +113,7 @@ def notebook(
     recipe: str, cli_globals: Mapping[str, str], *, output: str | None, force: bool
 ) -> int:
     """``kameleon notebook``: write a notebook whose cells are the recipe's microsteps."""
-    from kameleon_nb.frontends.notebook import recipe_notebook  # noqa: PLC0415
+    from kameleon_nb.frontends.notebook.files import recipe_notebook  # noqa: PLC0415
 
     _say([str(recipe_notebook(recipe, output, cli_globals=cli_globals, force=force))])
     return 0
@@ -122,7 +121,7 @@ def notebook(
 
 def export_recipe(notebook: str, *, output: str | None) -> int:
     """``kameleon export-recipe``: write the recipe (and its step files) of a notebook."""
-    from kameleon_nb.frontends.notebook import export_notebook  # noqa: PLC0415
+    from kameleon_nb.frontends.notebook.files import export_notebook  # noqa: PLC0415
 
     _say([str(export_notebook(notebook, output))])
     return 0

@@ -16,7 +16,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
@@ -24,24 +24,21 @@ from IPython.display import HTML as _HTML
 from IPython.display import display as _display
 from traitlets import Float, observe
 
-from kameleon_nb.core.cache_options import add_cache_options, cache_options
-from kameleon_nb.core.cells import (
-    RecipeLine,
-    add_globals_option,
-    format_microstep_line,
-    microstep_parser,
-    new_parser,
-    parse_global,
-    parse_microstep_line,
-    parse_recipe_line,
-)
 from kameleon_nb.core.contexts import ContextName
-from kameleon_nb.core.options import add_checkpoint_options, build_options
 from kameleon_nb.engine.commands import CommandFailedError
 from kameleon_nb.engine.events import CommandOutput, Level, Message
 from kameleon_nb.engine.session import Session
 from kameleon_nb.errors import KameleonError
 from kameleon_nb.errors import UsageError as KameleonUsageError
+from kameleon_nb.frontends.arguments import (
+    add_cache_options,
+    add_checkpoint_options,
+    add_globals_option,
+    build_options,
+    cache_options,
+    new_parser,
+    parse_global,
+)
 from kameleon_nb.frontends.cell_errors import CellError, StepFailed
 from kameleon_nb.frontends.cell_output import BoundedOutput
 from kameleon_nb.frontends.console import ConsoleSink
@@ -52,6 +49,15 @@ from kameleon_nb.frontends.display import (
     PlanView,
     VarsView,
     failure_text,
+)
+from kameleon_nb.frontends.notebook.cells import (
+    MicrostepLine,
+    RecipeLine,
+    body_commands,
+    format_microstep_line,
+    microstep_parser,
+    parse_microstep_line,
+    parse_recipe_line,
 )
 from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
 
@@ -206,9 +212,17 @@ class KameleonMagics(Magics):
         with _reported():
             parsed = parse_microstep_line(line)
             session = self._session()
+            source = f"%%microstep {parsed.name}"
+            items = body_commands(cell, parsed.context, parsed.on_checkpoint, source=source)
             with self._streaming(session, label=parsed.name):
-                result = session.run_cell(
-                    parsed, cell, source=f"%%microstep {parsed.name}", cell_id=self.cell_id
+                result = session.run_microstep(
+                    parsed.name,
+                    items,
+                    section=parsed.section,
+                    macrostep=parsed.macrostep,
+                    source=source,
+                    cell_id=self.cell_id,
+                    origin=(parsed, cell),
                 )
         display(CellSummary(result))
 
@@ -358,11 +372,11 @@ class KameleonMagics(Magics):
 
     def _export(self, rest: str, _cell: str | None) -> None:
         directory = _one_word(rest, "%kameleon export DIR")
-        if self.header is None and (self.session is None or not self.session.cells):
+        if self.header is None and (self.session is None or not self.session.defined):
             raise KameleonUsageError(
                 "Nothing to export: load a recipe (%kameleon load) or run %%microstep cells first"
             )
-        from kameleon_nb.frontends.notebook import export_session  # noqa: PLC0415
+        from kameleon_nb.frontends.notebook.files import export_session  # noqa: PLC0415
 
         report = export_session(self.session_cells(), directory)
         print(report)
@@ -374,7 +388,8 @@ class KameleonMagics(Magics):
             first, text = self.header
             sources.append(first if text is None else f"{first}\n{text}")
         if self.session is not None:
-            for (section, macrostep, _name), (line, body) in self.session.cells.items():
+            for (section, macrostep, _name), origin in self.session.defined.items():
+                line, body = cast(tuple[MicrostepLine, str], origin)
                 full = dataclasses.replace(line, section=section, macrostep=macrostep)
                 sources.append(f"{format_microstep_line(full)}\n{body}")
         return sources

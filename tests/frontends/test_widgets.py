@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kameleon_nb.core.cells import parse_microstep_line
 from kameleon_nb.core.plan import BuildOptions
 from kameleon_nb.engine.events import CommandOutput
 from kameleon_nb.engine.session import Session
+from kameleon_nb.frontends.notebook.cells import body_commands, parse_microstep_line
 from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
 from tests.frontends.recipes import DIRECTORY_APPLIANCE
 
@@ -47,7 +47,11 @@ def etc(tmp_path: Path) -> set[str]:
 
 
 def cell(session, line, body):
-    return session.run_cell(parse_microstep_line(line), body)
+    parsed = parse_microstep_line(line)
+    items = body_commands(body, parsed.context, parsed.on_checkpoint, source=parsed.name)
+    return session.run_microstep(
+        parsed.name, items, section=parsed.section, macrostep=parsed.macrostep
+    )
 
 
 def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back(session, tmp_path):
@@ -178,7 +182,7 @@ def test_build_progress_follows_the_build(session):
 
 
 def test_build_progress_shows_the_failing_step(session):
-    session.define(parse_microstep_line("boom --section setup --macrostep files"), "exit 7")
+    session.define("setup", "files", "boom", [{"exec_in": "exit 7"}])
     progress = BuildProgress()
     session.subscribe(progress)
     with pytest.raises(Exception, match="exit status 7"):
