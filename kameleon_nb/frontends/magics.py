@@ -20,7 +20,6 @@ from typing import Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
-from IPython.display import HTML as _HTML
 from IPython.display import display as _display
 from traitlets import Float, observe
 
@@ -97,6 +96,9 @@ USAGE = """\
 
 #: the verbs that first drop the microsteps of cells deleted from the saved notebook
 _FOLLOWS_THE_NOTEBOOK = frozenset({"plan", "build", "export", "checkpoints"})
+#: verbs that change neither the checkpoints nor where the tree is: a checkpoint table
+#: shown earlier stays live through them (every other cell freezes it first)
+_READ_ONLY = frozenset({"plan", "vars", "diff", "export", "shell", "close", "dag"})
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -146,12 +148,22 @@ class KameleonMagics(Magics):
     # ------------------------------------------------------------------ session
     def close(self) -> None:
         """End the session: its shells close, its widgets stop acting (unload, new load)."""
-        if self._table is not None:
-            self._table.freeze()  # it keeps what it showed, without acting any more
-            self._table = None
+        self.freeze_table()
         if self.session is not None:
             self.session.end()
             self.session = None
+
+    def freeze_table(self) -> None:
+        """Keep the checkpoint table shown last as it is now, as static HTML.
+
+        Called before a cell changes the session: a notebook run top to bottom then
+        keeps each table as its cell showed it (the text around it talks about that),
+        instead of every table following the last cell. The table's own buttons act
+        while no later cell has changed the session.
+        """
+        if self._table is not None:
+            self._table.freeze()  # it keeps what it showed, without acting any more
+            self._table = None
 
     def _open(self, kind: str, line: str, text: str | None) -> Session:
         spec: RecipeLine = parse_recipe_line(kind, line)
@@ -211,6 +223,7 @@ class KameleonMagics(Magics):
             return
         with _reported():
             parsed = parse_microstep_line(line)
+            self.freeze_table()
             session = self._session()
             source = f"%%microstep {parsed.name}"
             items = body_commands(cell, parsed.context, parsed.on_checkpoint, source=source)
@@ -241,6 +254,8 @@ class KameleonMagics(Magics):
         if cell is not None and verb != "recipe":
             raise UsageError(f"%%kameleon {verb} takes no cell body; use %kameleon {verb}")
         with _reported():
+            if verb not in _READ_ONLY:
+                self.freeze_table()
             if verb in _FOLLOWS_THE_NOTEBOOK:
                 self.sync_cells()
             action(rest, cell)
@@ -334,7 +349,7 @@ class KameleonMagics(Magics):
             if console is not None:
                 console.flush_output()
             if shown is not None:  # final: static HTML, readable without a kernel; no models
-                shown.update(_HTML(progress.snapshot_html()))  # type: ignore[no-untyped-call]
+                shown.update(progress.snapshot(), raw=True)
             progress.close()
         display(BuildSummary(session.recipe.name, result, log.log_path if log.logged else None))
 

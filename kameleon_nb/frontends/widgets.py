@@ -64,8 +64,9 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
     of models (the table, a choice of checkpoint, Restore, Delete with its
     confirmation, Refresh, a status line), so rebuilds never pile models up. Restore
     acts on one click; Delete asks first. The table refreshes itself when the session
-    creates or removes checkpoints, until a newer table of the session supersedes it:
-    then it keeps what it showed, as static HTML (see :meth:`freeze`). Its
+    creates or removes checkpoints, until it is frozen (see :meth:`freeze`: the magics
+    do it when a later cell changes the session, and a newer table of the session
+    supersedes it): then it keeps what it showed, as static HTML. Its
     ``text/html`` and ``text/plain`` forms read well without a kernel (nbconvert,
     GitHub, a saved notebook).
     """
@@ -221,6 +222,10 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         title = f"Checkpoints of '{self.session.recipe.name}': {len(rows)}"
         return title + ("\n" + text_table(header, rows) if rows else "")
 
+    def snapshot(self) -> dict[str, str]:
+        """What the table shows now, without widgets: static HTML and plain text."""
+        return {"text/html": self.snapshot_html(), "text/plain": repr(self)}
+
     def snapshot_html(self) -> str:
         """What the table shows now, as static HTML (title, rows, last status)."""
         return (
@@ -235,11 +240,8 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         showed then (a notebook's text talks about those), and a saved notebook shows
         them without a kernel.
         """
-        snapshot = self.snapshot_html()
         if self.handle is not None:
-            from IPython.display import HTML  # noqa: PLC0415
-
-            self.handle.update(HTML(snapshot))  # type: ignore[no-untyped-call]
+            self.handle.update(self.snapshot(), raw=True)
         self.close()
 
     def close(self) -> None:
@@ -381,6 +383,10 @@ class BuildProgress(w.VBox):  # type: ignore[misc]
             bundle["text/plain"] = repr(self)
             bundle["text/html"] = self.snapshot_html()
         return bundle
+
+    def snapshot(self) -> dict[str, str]:
+        """The progress without widgets: static HTML and its one line of plain text."""
+        return {"text/html": self.snapshot_html(), "text/plain": repr(self)}
 
     def snapshot_html(self) -> str:
         """The progress as static HTML: the last line, then each step's output, folded."""

@@ -274,7 +274,7 @@ def test_a_superseded_table_keeps_what_it_showed(session):
     class Handle:
         shown = None
 
-        def update(self, obj):
+        def update(self, obj, **kwargs):
             self.shown = obj
 
     first = CheckpointTable(session)
@@ -282,9 +282,10 @@ def test_a_superseded_table_keeps_what_it_showed(session):
     shown_then = first.table.value
     CheckpointTable(session)  # a newer table of the session
     assert first.handle.shown is not None
-    assert shown_then in first.handle.shown.data  # the rows it showed, as static HTML
+    assert shown_then in first.handle.shown["text/html"]  # the rows it showed, as static HTML
+    assert first.handle.shown["text/plain"].startswith("Checkpoints of 'r': ")
     cell(session, "later --context in", "echo later > etc/later")
-    assert "setup/notebook/later" not in first.handle.shown.data  # frozen: no refresh
+    assert "setup/notebook/later" not in first.handle.shown["text/html"]  # frozen
 
 
 def test_build_progress_snapshot_is_static_html(session):
