@@ -283,6 +283,7 @@ class KameleonMagics(Magics):
         present = {c["id"] for c in cells if isinstance(c, dict) and isinstance(c.get("id"), str)}
         dropped = self.session.forget_cells(present, saved_at)
         if dropped:
+            self.freeze_table()  # the recipe changed: the table showed it as it was
             print(
                 f"Dropped the microsteps of cells no longer in {os.path.basename(path)}: "
                 + ", ".join(dropped)
@@ -311,8 +312,11 @@ class KameleonMagics(Magics):
 
     def _checkpoints(self, _rest: str, _cell: str | None) -> None:
         # one live table per session: the earlier one keeps what it showed (frozen)
-        self._table = CheckpointTable(self._session())
-        self._table.handle = _display(self._table, display_id=True)  # type: ignore[no-untyped-call]
+        # the rows are a display of their own: readable wherever the notebook is opened
+        table = CheckpointTable(self._session(), rows_apart=True)
+        table.rows_handle = _display(table.rows_view(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        table.handle = _display(table, display_id=True)  # type: ignore[no-untyped-call]
+        self._table = table
 
     def _load(self, rest: str, _cell: str | None) -> None:
         session = self._open("load", rest, None)

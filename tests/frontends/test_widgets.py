@@ -308,3 +308,42 @@ def test_changes_shows_what_the_chosen_step_changed(session):
     table.choose(table.rows[0].step_id)
     table.changes_button.click()
     assert "etc" in table.status.value
+
+
+def test_rows_apart_the_title_and_rows_are_a_display_of_their_own(session):
+    """What %kameleon checkpoints shows: rows readable without widgets, live until frozen."""
+
+    class Handle:
+        def __init__(self) -> None:
+            self.shown: list[dict[str, str]] = []
+
+        def update(self, obj, **kwargs):
+            assert kwargs == {"raw": True}
+            self.shown.append(obj)
+
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session, rows_apart=True)
+    assert table.title not in table.children
+    assert table.table not in table.children
+    table.rows_handle, table.handle = Handle(), Handle()
+    first = table.rows_view()
+    assert first["text/html"].startswith("<div class='kameleon-checkpoints'>")
+    assert "kameleon-checkpoint-rows" in first["text/html"]
+    assert first["text/plain"] == repr(table)
+    # the widget's own forms (no kernel, nbconvert) hold the status only, not the rows again
+    bundle = table._repr_mimebundle_()
+    assert "kameleon-checkpoint-rows" not in bundle["text/html"]
+
+    cell(session, "later --context in", "echo later > etc/later")  # the table follows
+    assert "setup/notebook/later" in table.rows_handle.shown[-1]["text/html"]
+    table.restore(table.rows[0].step_id)
+    assert table.rows_handle.shown[-1]["text/html"].count("the tree is here") == 1
+
+    table.freeze()
+    frozen = table.rows_handle.shown[-1]
+    assert frozen["text/html"].startswith("<div class='kameleon-checkpoints-snapshot'>")
+    assert "setup/notebook/later" in frozen["text/html"]
+    assert table.handle.shown[-1]["text/plain"].startswith("Restored checkpoint ")
+    updates = len(table.rows_handle.shown)
+    cell(session, "after --context in", "echo after > etc/after")
+    assert len(table.rows_handle.shown) == updates  # frozen: nothing follows any more
