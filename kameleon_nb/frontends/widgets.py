@@ -89,7 +89,12 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self._log: list[str] | None = None
         self._pending_delete: str | None = None
         self.title = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="List again")
+        self.refresh_button = w.Button(
+            description="Refresh",
+            icon="refresh",
+            tooltip="List again",
+            layout=w.Layout(width="auto"),
+        )
         self.table = w.HTML()
         self.choice = w.Dropdown(description="Checkpoint", layout=w.Layout(width="auto"))
         self.restore_button = w.Button(description="Restore", tooltip="Restore the chosen one")
@@ -352,11 +357,17 @@ def _html_row(row: CheckpointInfo, *, here: bool) -> str:
     step_id, slug, created, size, state = _cells(row)
     marker = "◀ the tree is here" if here else ""
     style = " style='font-weight:bold'" if here else ""
-    return (
-        f"<tr{style}><td><code>{step_id}</code></td><td>{_escape(slug)}</td><td>{created}</td>"
-        f"<td>{size}</td><td><span class='kameleon-{state}'>{state}</span></td>"
-        f"<td>{marker}</td></tr>"
+    cells = (
+        f"<code>{step_id}</code>",
+        _escape(slug),
+        created,
+        size,
+        f"<span class='kameleon-{state}'>{state}</span>",
+        marker,
     )
+    # left-aligned as their headers (JupyterLab right-aligns table cells)
+    row = "".join(f"<td style='text-align:left'>{c}</td>" for c in cells)
+    return f"<tr{style}>{row}</tr>"
 
 
 def _close_tree(*widgets: w.Widget) -> None:
