@@ -18,6 +18,7 @@ from kameleon_nb.core.cache_options import add_cache_options
 from kameleon_nb.core.limits import is_utf8, shown_path
 from kameleon_nb.core.options import add_checkpoint_options
 from kameleon_nb.errors import BuildError, KameleonError, UsageError
+from kameleon_nb.frontends import verbs
 
 __all__ = ["main"]
 
@@ -170,6 +171,7 @@ def _build_parser() -> _Parser:
     export.add_argument("notebook", nargs="?", help="the .ipynb file")
     export.add_argument("-o", "--output", metavar="DIR", help="default: the notebook's directory")
     _add_common(export)
+    verbs.add_parsers(commands, _add_common, _add_globals)
     return parser
 
 
@@ -195,6 +197,8 @@ def _run(argv: Sequence[str]) -> int:
         _build_parser().print_help(sys.stdout)
         return 0
     cli_globals, stray = _global_pairs(getattr(args, "global_", []))
+    if args.command in verbs.VERBS:
+        return verbs.run(args, cli_globals, stray, _build_parser())
     if args.command == "info":
         recipes = list(args.recipes) + stray
         if not recipes and not args.from_cache:
