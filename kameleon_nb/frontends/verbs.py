@@ -191,7 +191,7 @@ def run(
     parser: argparse.ArgumentParser,
 ) -> int:
     """Carry out one verb; returns the exit status."""
-    names = list(args.names) + stray
+    names = list(getattr(args, "names", [])) + stray
     command = "ls" if args.command == "ls" else args.command
     if command == "help":
         return _help(parser, names)
