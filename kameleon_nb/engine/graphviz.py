@@ -12,16 +12,19 @@ __all__ = ["DOT_MISSING", "render", "write_graph"]
 
 DOT_MISSING = (
     "GraphViz's 'dot' is not installed or not in PATH: install GraphViz "
-    "(Debian: apt-get install graphviz), or use --format none to write the DOT text"
+    "(Debian: apt-get install graphviz)"
 )
 _TIMEOUT = 120
 
 
-def render(text: str, output_format: str) -> bytes:
-    """``dot -T<format>`` of ``text``: the rendered bytes."""
+def render(text: str, output_format: str, *, hint: str = "") -> bytes:
+    """``dot -T<format>`` of ``text``: the rendered bytes.
+
+    ``hint`` ends the error when ``dot`` is missing (what else the user can do).
+    """
     dot = shutil.which("dot")
     if dot is None:
-        raise KameleonError(DOT_MISSING)
+        raise KameleonError(DOT_MISSING + hint)
     try:
         done = subprocess.run(
             [dot, "-q", f"-T{output_format}"],
@@ -46,4 +49,6 @@ def write_graph(text: str, output_format: str, file: Path) -> None:
     if output_format == "none":
         file.write_text(text, encoding="utf-8")
         return
-    file.write_bytes(render(text, output_format))
+    file.write_bytes(
+        render(text, output_format, hint=", or use --format none to write the DOT text")
+    )

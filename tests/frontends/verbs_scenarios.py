@@ -8,7 +8,8 @@ Each scenario starts from scratch in its own directory ``ROOT``:
 * ``ROOT/ws``: the workspace, the current directory of each step.
 
 Its steps run one after the other as a new user would type them, stdin ``/dev/null``,
-``COLUMNS=100`` (the terminal width that listings cut at). What is recorded per step:
+``COLUMNS=100`` (the terminal width that listings cut at; a scenario may set
+another). What is recorded per step:
 exit status, stdout and stderr (git's own messages), with ``ROOT`` written ``<ROOT>``,
 (and the few things that vary from run to run, see :func:`normalise`). After the last step, every file under
 ``ROOT/ws`` and ``ROOT/out`` is recorded with its mode and SHA-256.
@@ -58,6 +59,8 @@ class Scenario:
     ws_files: dict[str, str] = field(default_factory=dict)
     #: extract the collection into the workspace too (``list`` over a tree of recipes)
     ws_corpus: bool = False
+    #: the terminal width (``COLUMNS``)
+    columns: int = 100
 
 
 def _s(*argv: str, cwd: str = "ws", differs: str = "") -> Step:
@@ -153,6 +156,12 @@ SCENARIOS = (
             "broken.yaml": "extend: nowhere.yaml\n",
         },
         ws_corpus=True,
+    ),
+    Scenario(
+        "narrow_terminal",
+        (ADD, _s("template", "list", "-f", "ubuntu"), _s("list", "-p")),
+        ws_corpus=True,
+        columns=45,
     ),
     Scenario(
         "dag",
@@ -253,7 +262,7 @@ def prepare(scenario: Scenario, root: Path) -> None:
     _write(workspace, scenario.ws_files)
 
 
-def environment(root: Path) -> dict[str, str]:
+def environment(root: Path, columns: int = 100) -> dict[str, str]:
     """The steps' environment: a scratch HOME, a 100-column terminal, nothing inherited
     that changes the answers (Kameleon's and Thor's own variables)."""
     env = {
@@ -261,7 +270,7 @@ def environment(root: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("KAMELEON", "THOR_", "RUBY_PROGRESS", "GIT_"))
     }
-    env.update(HOME=str(root / "home"), COLUMNS="100", LC_ALL="C.UTF-8")
+    env.update(HOME=str(root / "home"), COLUMNS=str(columns), LC_ALL="C.UTF-8")
     return env
 
 
@@ -298,7 +307,7 @@ def snapshot(root: Path) -> dict[str, list[Any]]:
 def run(scenario: Scenario, root: Path, command: list[str]) -> dict[str, Any]:
     """Run every step of ``scenario`` with ``command`` (the program and its first args)."""
     prepare(scenario, root)
-    env = environment(root)
+    env = environment(root, scenario.columns)
     steps = []
     for step in scenario.steps:
         argv = [a.replace("<ROOT>", str(root)) for a in step.argv]
