@@ -46,9 +46,14 @@ def render(text: str, output_format: str, *, hint: str = "") -> bytes:
 
 def write_graph(text: str, output_format: str, file: Path) -> None:
     """Write the graph to ``file``: the DOT text itself for ``none``, else dot's rendering."""
-    if output_format == "none":
-        file.write_text(text, encoding="utf-8")
-        return
-    file.write_bytes(
-        render(text, output_format, hint=", or use --format none to write the DOT text")
+    data = (
+        text.encode("utf-8")
+        if output_format == "none"
+        else render(text, output_format, hint=", or use --format none to write the DOT text")
     )
+    try:
+        file.write_bytes(data)
+    except OSError as err:
+        raise KameleonError(
+            f"cannot write the graph to {file}: {err.strerror}; give --file a writable path"
+        ) from err

@@ -7,6 +7,7 @@ This is the one entry point the front ends use to turn a recipe path into a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ __all__ = [
     "open_recipe",
     "resolve",
 ]
+
+log = logging.getLogger(__name__)
 
 #: kameleon_nb's own steps directory (mechanisms, backends, aliases), searched last.
 BUILTIN_STEPS_DIR = str(Path(__file__).resolve().parent.parent / "data" / "steps")
@@ -161,6 +164,7 @@ def loads_cleanly(path: str, *, cwd: str) -> LoadedRecipe | None:
             build_path=os.path.join(cwd, "build"), builtin_steps_dirs=(BUILTIN_STEPS_DIR,)
         )
         check_loadable(loaded, options, cwd=cwd)
-    except KameleonError:
+    except (KameleonError, OSError, ValueError, RecursionError) as err:  # upstream skips it
+        log.debug("not listed: %s: %s", path, err)
         return None
     return loaded
