@@ -37,7 +37,10 @@ def info(
         import tempfile  # noqa: PLC0415
 
         from kameleon_nb.engine.cache.archive import unpack_archive  # noqa: PLC0415
+        from kameleon_nb.errors import CacheError  # noqa: PLC0415
 
+        if not os.path.isfile(from_cache):  # upstream's check and message, before anything
+            raise CacheError(f'The specified cache file "{from_cache}" do not exists')
         _say(["Using the cached recipe"])
         with tempfile.TemporaryDirectory(prefix="kameleon-info-") as scratch:
             unpacked = unpack_archive(Path(from_cache), Path(scratch))

@@ -88,6 +88,8 @@ USAGE = """\
 %kameleon vars           the recipe's global variables, resolved
 %kameleon export DIR     write the session's recipe and step files under DIR
 %kameleon close          stop the context shells (they start again when needed)
+%kameleon dag [RECIPE ...] [--recipes-only]
+                         the recipe's inheritance and microsteps as a graph (SVG)
 %kameleon forget NAME    forget the microstep a deleted cell defined (plan, build,
                          export and checkpoints do it by themselves for cells gone
                          from the saved notebook)
@@ -308,7 +310,13 @@ class KameleonMagics(Magics):
             "export": self._export,
             "close": lambda _rest, _cell: self._session().close(),
             "forget": self._forget,
+            "dag": self._dag,
         }
+
+    def _dag(self, rest: str, _cell: str | None) -> None:
+        from kameleon_nb.frontends.dag_magic import show_dag  # noqa: PLC0415
+
+        show_dag(rest, self.session.recipe if self.session is not None else None)
 
     def _checkpoints(self, _rest: str, _cell: str | None) -> None:
         # one live table per session: the earlier one keeps what it showed (frozen)

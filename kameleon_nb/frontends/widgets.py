@@ -366,8 +366,8 @@ def _html_row(row: CheckpointInfo, *, here: bool) -> str:
         marker,
     )
     # left-aligned as their headers (JupyterLab right-aligns table cells)
-    row = "".join(f"<td style='text-align:left'>{c}</td>" for c in cells)
-    return f"<tr{style}>{row}</tr>"
+    line = "".join(f"<td style='text-align:left'>{c}</td>" for c in cells)
+    return f"<tr{style}>{line}</tr>"
 
 
 def _close_tree(*widgets: w.Widget) -> None:
