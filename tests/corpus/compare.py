@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -66,7 +67,8 @@ def extract(collection: str, tree: Path, archives: Path = DATA) -> None:
     """Extract a collection at ``tree`` once; concurrent test runs share one copy."""
     tree.parent.mkdir(parents=True, exist_ok=True)
     archive = archives / f"{collection}.tar.gz"
-    stamp = f"{archive.stat().st_size}-{archive.stat().st_mtime_ns}"
+    # the content, not the file's time: checkouts of the same archive share one copy
+    stamp = hashlib.sha256(archive.read_bytes()).hexdigest()
     with open(tree.parent / f".{collection}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         marker = tree / ".kameleon-nb-extracted"
