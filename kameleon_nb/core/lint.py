@@ -546,8 +546,8 @@ def unused_global_findings(
             document.finding(
                 key_node,
                 name,
-                "unused global: no command, step file, alias, checkpoint or recipe of this "
-                "recipe's steps directories uses $${" + name + "}",
+                "unused global: nothing this recipe can reach (its parents, steps "
+                "directories, aliases, checkpoint, the recipes beside it) uses $${" + name + "}",
                 did_you_mean(name, referenced),
             )
         )
@@ -593,6 +593,8 @@ def unused_step_file_findings(
         owner: the directory whose recipes were searched (for the message).
     """
     names = list(dict.fromkeys(used_names))
+    have_files = set(step_files.values())
+    missing = [n for n in names if "$$" not in n and n not in have_files]
     findings: list[Finding] = []
     for path, name in sorted(step_files.items()):
         if path in used_files or any(step_name_matches(n, name) for n in names):
@@ -604,7 +606,7 @@ def unused_step_file_findings(
                 1,
                 name,
                 f"unreachable step file: no recipe under {owner} uses a macrostep '{name}'",
-                did_you_mean(name, [n for n in names if "$$" not in n]),
+                did_you_mean(name, missing),
             )
         )
     return findings

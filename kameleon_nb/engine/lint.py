@@ -41,7 +41,6 @@ _MAX_SCANNED_FILES = 20000
 _MAX_REFERENCE_BYTES = 1 << 20
 _RECIPE_RE = re.compile(r"^(extend|bootstrap|setup|export)[ \t]*:", re.M)
 _NOT_STEP_DIRS = ("aliases", "checkpoints", "env", "data", "global")
-_HOOK_MICROSTEP_RE = re.compile(r"_(?:init|clean)_\d+_(.*)", re.S)
 
 
 def schema_text(kind: FileKind) -> str:
@@ -152,7 +151,8 @@ class _Linter:
             lookups = recipe_lookups(loaded, self.options(), cwd=self.cwd)
         except KameleonError:
             log.debug("lookups of %s failed; the resolution reports it", abspath)
-        entry_findings = self.check_entries(loaded, lookups) if lookups else []
+        steps: dict[str, set[str] | None] = {}
+        entry_findings = self.check_entries(loaded, lookups, steps) if lookups else []
         findings.extend(entry_findings)
         resolved: ResolvedRecipe | None = None
         try:
@@ -164,9 +164,11 @@ class _Linter:
                 findings.append(self.error_finding(err, abspath))
         if lookups is None:
             return findings
-        findings.extend(self.check_support_files(loaded, lookups))
         if resolved is not None:
-            findings.extend(self.check_used_steps(resolved, lookups))
+            _add_resolved_steps(resolved, loaded, steps)
+        findings.extend(self.check_support_files(lookups))
+        findings.extend(self.check_steps(steps, lookups))
+        if resolved is not None:
             findings.extend(self.check_unreachable(loaded, lookups, resolved))
         findings.extend(self.check_globals(loaded, lookups))
         return findings
@@ -184,8 +186,14 @@ class _Linter:
             return [self.error_finding(document, path)]
         return lint.schema_findings(document, schema(kind), kind)
 
-    def check_entries(self, loaded: LoadedRecipe, lookups: RecipeLookups) -> list[Finding]:
-        """Step names and microstep selections of the entries the build uses."""
+    def check_entries(
+        self, loaded: LoadedRecipe, lookups: RecipeLookups, steps: dict[str, set[str] | None]
+    ) -> list[Finding]:
+        """Step names and microstep selections of the entries the build uses.
+
+        The step files found go into ``steps`` with the microsteps selected (None:
+        all), so their commands are checked even when the resolution fails later.
+        """
         findings: list[Finding] = []
         aliases = frozenset(lookups.aliases)
         used = {
@@ -208,21 +216,20 @@ class _Linter:
                 embedded = lint.embedded_microsteps(arguments)
                 if embedded is not None:
                     findings.extend(lint.command_findings(document, embedded, aliases))
-                    continue
-                if "$$" in name:
-                    continue
-                findings.extend(self.check_entry(document, section, node, name, arguments, lookups))
+                elif "$$" not in name:
+                    findings.extend(
+                        self.check_entry(document, (section, node, name, arguments), lookups, steps)
+                    )
         return findings
 
     def check_entry(
         self,
         document: Document,
-        section: str,
-        node: yaml.Node,
-        name: str,
-        arguments: yaml.Node | None,
+        entry: tuple[str, yaml.Node, str, yaml.Node | None],
         lookups: RecipeLookups,
+        steps: dict[str, set[str] | None],
     ) -> list[Finding]:
+        section, node, name, arguments = entry
         try:
             step_file = lookups.steps_dirs.find_step(section, name, list(lookups.include_steps))
         except KameleonError:
@@ -251,12 +258,14 @@ class _Linter:
             for item in (arguments.value if isinstance(arguments, yaml.SequenceNode) else [])
             if isinstance(item, yaml.ScalarNode)
         ]
-        if not selection:
-            return []
+        if step_file in steps or not selection:
+            steps[step_file] = None  # every microstep
         step_document = self.document(step_file)
-        if isinstance(step_document, KameleonError):
+        if isinstance(step_document, KameleonError) or not selection:
             return []
         names = [m for m, _, _ in lint.step_file_microsteps(step_document)]
+        if step_file not in steps:
+            steps[step_file] = {str(item.value) for item in selection}
         return [
             document.finding(
                 item,
@@ -269,7 +278,7 @@ class _Linter:
             if str(item.value) not in names
         ]
 
-    def check_support_files(self, loaded: LoadedRecipe, lookups: RecipeLookups) -> list[Finding]:
+    def check_support_files(self, lookups: RecipeLookups) -> list[Finding]:
         """The aliases and checkpoint files: their schema and their commands."""
         findings: list[Finding] = []
         aliases = frozenset(lookups.aliases)
@@ -282,41 +291,21 @@ class _Linter:
             if not isinstance(document, KameleonError):
                 lists = lint.recipe_command_lists(document, kind)
                 findings.extend(lint.command_findings(document, lists, aliases))
-        del loaded
         return findings
 
-    def check_used_steps(self, recipe: ResolvedRecipe, lookups: RecipeLookups) -> list[Finding]:
+    def check_steps(
+        self, steps: Mapping[str, set[str] | None], lookups: RecipeLookups
+    ) -> list[Finding]:
         """The step files the build loads: their schema, and the used microsteps' commands."""
-        used: dict[str, set[str]] = {}
-        for section in recipe.sections:
-            for macrostep in section.macrosteps:
-                origin = macrostep.origin
-                if macrostep.internal or origin is None or origin in recipe.files.parents:
-                    continue
-                if origin == recipe.abspath:
-                    continue  # an embedded macrostep: checked with the recipe
-                names = used.setdefault(origin, set())
-                for microstep in macrostep.all_microsteps():
-                    names.add(microstep.name)
-                    hook = _HOOK_MICROSTEP_RE.fullmatch(microstep.name)
-                    if hook:
-                        names.add(hook.group(1))
-        for section in recipe.sections:  # hooks land in the sections' internal macrosteps
-            for macrostep in section.macrosteps:
-                if macrostep.internal:
-                    for microstep in macrostep.all_microsteps():
-                        hook = _HOOK_MICROSTEP_RE.fullmatch(microstep.name)
-                        for names in used.values():
-                            if hook:
-                                names.add(hook.group(1))
         findings: list[Finding] = []
         aliases = frozenset(lookups.aliases)
-        for path, names in used.items():
+        for path, names in steps.items():
             findings.extend(self.check_file(path, FileKind.STEPS))
             document = self.document(path)
             if isinstance(document, KameleonError):
                 continue
-            lists = [node for _, _, node in lint.step_file_microsteps(document, frozenset(names))]
+            wanted = None if names is None else frozenset(names)
+            lists = [node for _, _, node in lint.step_file_microsteps(document, wanted)]
             findings.extend(lint.command_findings(document, lists, aliases))
         return findings
 
@@ -437,6 +426,23 @@ class _Linter:
                     names.update(lint.step_variable_names(document))
             self._variables[steps_dir] = frozenset(names)
         return self._variables[steps_dir]
+
+
+def _add_resolved_steps(
+    recipe: ResolvedRecipe, loaded: LoadedRecipe, steps: dict[str, set[str] | None]
+) -> None:
+    """The step files the resolution loaded that the entries' check did not find.
+
+    Those are the macrosteps whose name has a variable; a microstep that only
+    declared hooks is gone from its macrostep, so all of the file is checked then.
+    """
+    for section in recipe.sections:
+        for macrostep in section.macrosteps:
+            origin = macrostep.origin
+            if macrostep.internal or origin is None or origin in loaded.chain:
+                continue
+            if origin not in steps:
+                steps[origin] = None
 
 
 def _inside(path: str, directory: str) -> bool:
