@@ -273,7 +273,7 @@ def schema_findings(
     findings: list[Finding] = []
     for error in validator.iter_errors(document.data()):
         findings.extend(_from_error(document, error, kind))
-    return findings
+    return list(dict.fromkeys(findings))  # one per missing hook gives the same finding
 
 
 def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:

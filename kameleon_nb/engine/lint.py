@@ -343,15 +343,14 @@ class _Linter:
         return self._scans[key]
 
     def workspace_recipes(self, directory: str) -> list[str] | None:
-        """The recipes under a directory, as ``kameleon list`` finds them (None: too many)."""
+        """The recipes under a directory, steps directories included (None: too many)."""
         key = f"recipes\0{directory}"
         if key not in self._scans:
             recipes: list[str] = []
             count = 0
             for root, dirs, names in os.walk(directory):
-                dirs[:] = sorted(
-                    d for d in dirs if d not in ("steps", ".steps") and not d.startswith(".")
-                )
+                # recipes in steps directories too (backends a recipe extends)
+                dirs[:] = sorted(d for d in dirs if d == ".steps" or not d.startswith("."))
                 count += len(names)
                 if count > _MAX_SCANNED_FILES:
                     self._scans[key] = ["\0too many"]
@@ -406,13 +405,14 @@ class _Linter:
         for steps_dir in directories:
             texts.extend(self.text(p) for p in self.files_under(steps_dir))
             step_variables.update(self.step_variables(steps_dir))
-        for recipe_file in loaded.chain:
-            for steps_dir in self.steps_dirs(lookups):
-                owner = os.path.dirname(steps_dir)
-                if not _inside(recipe_file, owner):
-                    continue
-                for source in self.workspace_recipes(owner) or []:
-                    texts.append(self.text(source))
+        # the recipes that may extend it: the workspace's (or those beside it, outside)
+        roots = {self.cwd if _inside(r, self.cwd) else os.path.dirname(r) for r in loaded.chain}
+        roots.update(os.path.dirname(d) for d in self.steps_dirs(lookups))
+        for root in sorted(roots):
+            sources = self.workspace_recipes(root)
+            if sources is None:
+                return []  # too large a tree to know every use: say nothing
+            texts.extend(self.text(source) for source in sources)
         referenced = lint.referenced_variables(texts)
         return lint.unused_global_findings(document, referenced, frozenset(step_variables))
 
