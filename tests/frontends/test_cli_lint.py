@@ -84,7 +84,7 @@ def test_the_printed_schema_is_the_shipped_file(kameleon):
 
 
 def test_build_strict_refuses_a_typo_without_starting_anything(scratch, kameleon, monkeypatch):
-    import kameleon_nb.frontends.console as console
+    from kameleon_nb.frontends import console
 
     def no_build(*_args: object, **_kwargs: object) -> int:
         raise AssertionError("build --strict started a build despite findings")
