@@ -415,6 +415,7 @@ def command_findings(
     aliases: Iterable[str],
     *,
     aliases_known: bool = True,
+    shipped: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Unknown commands and undefined aliases in lists of commands.
 
@@ -424,6 +425,7 @@ def command_findings(
         aliases: the alias names the recipe defines.
         aliases_known: False when the recipe's aliases could not be loaded (then
             nothing is reported as an undefined alias).
+        shipped: aliases kameleon_nb ships, to the aliases file that defines them.
     """
     alias_names = frozenset(aliases)
     known = (*BUILTIN_COMMANDS, *_HOOKS, "on_checkpoint", *alias_names)
@@ -443,6 +445,12 @@ def command_findings(
                 message = (
                     "not a command: a command is '- exec_in: ...' (Kameleon warns "
                     "'Unknown command' and runs nothing)"
+                )
+            elif key in (shipped or {}):
+                message = (
+                    "undefined alias: no aliases file of this recipe defines it (kameleon_nb "
+                    f"ships one: add 'aliases: {(shipped or {})[key]}'); Kameleon warns "
+                    "'Unknown command' and runs nothing"
                 )
             elif _CONVENTIONAL_ALIAS_RE.fullmatch(key):
                 message = (
@@ -493,13 +501,19 @@ def embedded_microsteps(arguments: yaml.Node | None) -> list[yaml.Node] | None:
     return [v for v in lists if isinstance(v, yaml.SequenceNode)]
 
 
-def recipe_command_lists(document: Document, kind: FileKind) -> list[yaml.Node | None]:
-    """The command lists of an aliases file, a checkpoint file or a recipe's inline ones."""
+def recipe_command_lists(
+    document: Document, kind: FileKind, keys: Iterable[str] = ("aliases", "checkpoint")
+) -> list[yaml.Node | None]:
+    """The command lists of an aliases file, a checkpoint file or a recipe's inline ones.
+
+    For a recipe, ``keys`` says which inline parts to take (those in force).
+    """
     if kind in (FileKind.ALIASES, FileKind.CHECKPOINT):
         return [value for _, value in _pairs(document.root)]
+    wanted = frozenset(keys)
     lists: list[yaml.Node | None] = []
     for key_node, value_node in _pairs(document.root):
-        if key_text(key_node) in ("aliases", "checkpoint"):
+        if key_text(key_node) in wanted:
             lists.extend(value for _, value in _pairs(value_node))
     return lists
 

@@ -142,7 +142,9 @@ class _Linter:
             loaded = load(path, cli_globals=self.cli_globals, cwd=self.cwd)
         except KameleonError as err:
             findings.append(self.error_finding(err, abspath))
-            findings.extend(self.check_file(abspath, FileKind.RECIPE))
+            document = self.document(abspath)
+            if isinstance(document, Document) and isinstance(document.root, yaml.MappingNode):
+                findings.extend(self.check_file(abspath, FileKind.RECIPE))
             return findings
         for recipe_file in loaded.chain:
             findings.extend(self.check_file(recipe_file, FileKind.RECIPE))
@@ -160,7 +162,7 @@ class _Linter:
                 loaded, cli_globals=self.cli_globals, cwd=self.cwd, build_dir_uuid=False
             )
         except KameleonError as err:
-            if not (entry_findings and _about_entries(err)):
+            if not _reported(err, entry_findings):
                 findings.append(self.error_finding(err, abspath))
         if lookups is None:
             return findings
@@ -179,6 +181,11 @@ class _Linter:
             build_path=os.path.join(self.cwd, "build"),
             builtin_steps_dirs=(BUILTIN_STEPS_DIR,),
         )
+
+    def commands(
+        self, document: Document, lists: Sequence[yaml.Node | None], aliases: frozenset[str]
+    ) -> list[Finding]:
+        return lint.command_findings(document, lists, aliases, shipped=_shipped_aliases())
 
     def check_file(self, path: str, kind: FileKind) -> list[Finding]:
         document = self.document(path)
@@ -201,21 +208,23 @@ class _Linter:
             for section, items in loaded.sections.items()
             for item in items
         }
+        checkpoint_origin = None  # the inline parts in force: the first file that has them
         for origin in dict.fromkeys(loaded.chain):
             document = self.document(origin)
             if isinstance(document, KameleonError):
                 continue
-            findings.extend(
-                lint.command_findings(
-                    document, lint.recipe_command_lists(document, FileKind.RECIPE), aliases
-                )
-            )
+            in_force = ["aliases"] if origin == loaded.aliases_origin else []
+            if checkpoint_origin is None and document.at(("checkpoint",))[0] is not None:
+                checkpoint_origin = origin
+                in_force.append("checkpoint")
+            lists = lint.recipe_command_lists(document, FileKind.RECIPE, in_force)
+            findings.extend(self.commands(document, lists, aliases))
             for section, index, node, name, arguments in lint.section_entries(document):
                 if (origin, section, index) not in used or name == "@base":
                     continue
                 embedded = lint.embedded_microsteps(arguments)
                 if embedded is not None:
-                    findings.extend(lint.command_findings(document, embedded, aliases))
+                    findings.extend(self.commands(document, embedded, aliases))
                 elif "$$" not in name:
                     findings.extend(
                         self.check_entry(document, (section, node, name, arguments), lookups, steps)
@@ -290,7 +299,7 @@ class _Linter:
             document = self.document(path)
             if not isinstance(document, KameleonError):
                 lists = lint.recipe_command_lists(document, kind)
-                findings.extend(lint.command_findings(document, lists, aliases))
+                findings.extend(self.commands(document, lists, aliases))
         return findings
 
     def check_steps(
@@ -306,7 +315,7 @@ class _Linter:
                 continue
             wanted = None if names is None else frozenset(names)
             lists = [node for _, _, node in lint.step_file_microsteps(document, wanted)]
-            findings.extend(lint.command_findings(document, lists, aliases))
+            findings.extend(self.commands(document, lists, aliases))
         return findings
 
     # the world of a recipe -------------------------------------------------------
@@ -445,13 +454,36 @@ def _add_resolved_steps(
                 steps[origin] = None
 
 
+@cache
+def _shipped_aliases() -> Mapping[str, str]:
+    """The aliases of kameleon_nb's own aliases files, to their file names."""
+    shipped: dict[str, str] = {}
+    directory = Path(BUILTIN_STEPS_DIR) / "aliases"
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            shipped.update(dict.fromkeys(map(str, data), path.name))
+    return shipped
+
+
 def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def _about_entries(err: KameleonError) -> bool:
-    text = str(err)
-    return text.startswith(("Step ", "Can't find microstep"))
+_ENTRY_ERROR_RE = re.compile(r"Step (.+?) not found|Can't find microstep '(.+?)'")
+
+
+def _reported(err: KameleonError, findings: Iterable[Finding]) -> bool:
+    """Whether the checks of the entries already report the resolution's error.
+
+    >>> _reported(KameleonError("Step tool not found (searched ...)"), [])
+    False
+    """
+    match = _ENTRY_ERROR_RE.match(str(err))
+    if match is None:
+        return False
+    name = match.group(1) or match.group(2)
+    return any(f.key == name and f.message.startswith("unknown ") for f in findings)
 
 
 def _error_key(err: KameleonError) -> str:

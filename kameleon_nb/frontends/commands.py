@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kameleon_nb.core.cache_options import cache_options
+from kameleon_nb.core.limits import shown_path
 from kameleon_nb.core.options import build_options
 from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
@@ -162,7 +163,8 @@ def lint(recipes: list[str], cli_globals: Mapping[str, str]) -> int:
     from kameleon_nb.engine.lint import lint_recipes  # noqa: PLC0415
 
     report = lint_recipes(recipes, cli_globals=cli_globals)
-    _say([*(str(finding) for finding in report.findings), summary(report.findings, report.recipes)])
+    lines = [shown_path(str(finding)) for finding in report.findings]
+    _say([*lines, summary(report.findings, report.recipes)])
     return 1 if report.findings else 0
 
 
@@ -185,7 +187,7 @@ def _refuse_on_findings(path: str, cli_globals: Mapping[str, str]) -> None:
     report = lint_recipes([path], cli_globals=cli_globals)
     if not report.findings:
         return
-    _say([str(finding) for finding in report.findings])
+    _say([shown_path(str(finding)) for finding in report.findings])
     raise RecipeError(
         f"kameleon build --strict: {summary(report.findings, 1).split(': ', 1)[1]} for "
         f"{path}; fix them (see 'kameleon lint {path}'), or build without --strict"

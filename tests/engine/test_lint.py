@@ -77,6 +77,13 @@ def test_the_issue_examples(tmp_path):
     assert suggestions == ["'extend'?)", "'global'?)", "'setup'?)", "'exec_in'?)", "'redo'?)"]
 
 
+def test_an_undefined_alias_that_kameleon_nb_ships_says_where(tmp_path):
+    write(tmp_path, {"r.yaml": "setup:\n  - s:\n    - m:\n      - write_in: [/etc/x, y]\n"})
+    (found,) = lines(tmp_path)
+    assert found.startswith("r.yaml:4:9: write_in: undefined alias")
+    assert "add 'aliases: chroot.yaml'" in found
+
+
 def test_misspelt_step_and_microstep_selection(tmp_path):
     write(
         tmp_path,
