@@ -44,6 +44,7 @@ __all__ = [
     "embedded_microsteps",
     "format_findings",
     "key_text",
+    "misplaced_policy_findings",
     "recipe_command_lists",
     "referenced_variables",
     "schema_findings",
@@ -516,6 +517,26 @@ def recipe_command_lists(
         if key_text(key_node) in wanted:
             lists.extend(value for _, value in _pairs(value_node))
     return lists
+
+
+def misplaced_policy_findings(document: Document, items: yaml.Node | None) -> list[Finding]:
+    """``on_checkpoint`` written as a macrostep's variable instead of in a microstep.
+
+    Args:
+        document: the file.
+        items: a step file's root list, or a macrostep entry's arguments.
+    """
+    return [
+        document.finding(
+            key_node,
+            "on_checkpoint",
+            "a step variable here, not a checkpoint policy: Kameleon ignores it (write "
+            "'- on_checkpoint: VALUE' inside each microstep)",
+        )
+        for item in _items(items)
+        for key_node, value_node in _pairs(item)
+        if key_text(key_node) == "on_checkpoint" and not isinstance(value_node, yaml.SequenceNode)
+    ]
 
 
 # -------------------------------------------------------------------- globals

@@ -222,6 +222,7 @@ class _Linter:
             for section, index, node, name, arguments in lint.section_entries(document):
                 if (origin, section, index) not in used or name == "@base":
                     continue
+                findings.extend(lint.misplaced_policy_findings(document, arguments))
                 embedded = lint.embedded_microsteps(arguments)
                 if embedded is not None:
                     findings.extend(self.commands(document, embedded, aliases))
@@ -313,6 +314,7 @@ class _Linter:
             document = self.document(path)
             if isinstance(document, KameleonError):
                 continue
+            findings.extend(lint.misplaced_policy_findings(document, document.root))
             wanted = None if names is None else frozenset(names)
             lists = [node for _, _, node in lint.step_file_microsteps(document, wanted)]
             findings.extend(self.commands(document, lists, aliases))

@@ -84,6 +84,33 @@ def test_an_undefined_alias_that_kameleon_nb_ships_says_where(tmp_path):
     assert "add 'aliases: chroot.yaml'" in found
 
 
+def test_on_checkpoint_as_a_step_variable(tmp_path):
+    write(
+        tmp_path,
+        {
+            "r.yaml": """\
+                global:
+                  package: vim
+                setup:
+                  - tools:
+                    - on_checkpoint: redo
+                  - inline:
+                    - on_checkpoint: skip
+                    - m:
+                      - exec_in: true
+                """,
+            "steps/setup/tools.yaml": "- on_checkpoint: disabled\n" + textwrap.dedent(TOOLS),
+        },
+    )
+    found = lines(tmp_path)
+    assert [line.split(": ")[0:2] for line in found] == [
+        ["r.yaml:5:7", "on_checkpoint"],
+        ["r.yaml:7:7", "on_checkpoint"],
+        ["steps/setup/tools.yaml:1:3", "on_checkpoint"],
+    ]
+    assert "Kameleon ignores it" in found[0]
+
+
 def test_misspelt_step_and_microstep_selection(tmp_path):
     write(
         tmp_path,
