@@ -350,9 +350,20 @@ def _one_error(document: Document, error: ValidationError, kind: FileKind) -> It
             key_node or node, name or kind.value, f"missing {', '.join(missing)}"
         )
         return
-    if error.validator == "type":
+    if error.validator in ("type", "anyOf"):
         wanted = error.validator_value
-        wanted_text = " or ".join(wanted) if isinstance(wanted, list) else str(wanted)
+        if error.validator == "anyOf":  # every branch refused the value's type
+            wanted = [
+                t
+                for sub in error.context or []
+                for t in (
+                    sub.validator_value
+                    if isinstance(sub.validator_value, list)
+                    else [sub.validator_value]
+                )
+                if sub.validator == "type"
+            ]
+        wanted_text = " or ".join(map(str, wanted)) if isinstance(wanted, list) else str(wanted)
         yield document.finding(
             node,
             name or kind.value,

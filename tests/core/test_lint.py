@@ -102,6 +102,13 @@ def test_empty_sections_and_psych_scalars_are_valid():
     assert findings(text) == []
 
 
+def test_a_value_of_no_allowed_type():
+    assert findings("aliases: 3\ncheckpoint: [a]\n") == [
+        "r.yaml:1:10: aliases: expected string or list or mapping or null, got a number",
+        "r.yaml:2:13: checkpoint: expected string or mapping, got a list",
+    ]
+
+
 def test_a_section_that_is_not_a_list():
     assert findings("export: save_appliance\n") == [
         "r.yaml:1:9: export: expected list or null, got a text"
