@@ -121,7 +121,7 @@ class _Linter:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = err.where if isinstance(err, YamlError) and err.where else ""
         match = re.fullmatch(r"(.*):(\d+):(\d+)", where)
-        if match:
+        if match and os.path.isfile(match.group(1)):
             return Finding(
                 self.shown(match.group(1)),
                 int(match.group(2)),
@@ -129,7 +129,9 @@ class _Linter:
                 "yaml",
                 message,
             )
-        return Finding(self.shown(where or fallback), 1, 1, _error_key(err), message)
+        if not os.path.isfile(where):  # a text substitution made (Psych's ``<unknown>``)
+            where = fallback
+        return Finding(self.shown(where), 1, 1, _error_key(err), message)
 
     # one recipe ----------------------------------------------------------------
     def lint(self, path: str) -> list[Finding]:

@@ -302,6 +302,20 @@ def test_a_resolution_error_is_one_finding(tmp_path):
     assert "variable $${undefined_one} not found" in found
 
 
+def test_a_yaml_error_after_substitution_is_at_the_recipe(tmp_path):
+    write(
+        tmp_path,
+        {
+            "r.yaml": (
+                'global:\n  a: "x\\n  y: [z"\n  b: "$${a}"\n'
+                "setup:\n  - s:\n    - m:\n      - exec_in: echo $${b}\n"
+            )
+        },
+    )
+    (found,) = lines(tmp_path)
+    assert found.startswith("r.yaml:1:1: yaml: (<unknown>): mapping values are not allowed")
+
+
 def test_a_yaml_error_in_the_recipe_is_a_finding(tmp_path):
     write(tmp_path, {"r.yaml": "setup: [\n"})
     (found,) = lines(tmp_path)
