@@ -24,7 +24,13 @@ from kameleon_nb.core import lint
 from kameleon_nb.core.lint import Document, FileKind, Finding
 from kameleon_nb.core.loader import LoadedRecipe, parse_yaml, read_bytes, read_text
 from kameleon_nb.core.model import ResolvedRecipe
-from kameleon_nb.core.resolve import RecipeLookups, ResolveOptions, recipe_lookups
+from kameleon_nb.core.resolve import (
+    RecipeLookups,
+    ResolveOptions,
+    builtin_globals,
+    recipe_lookups,
+)
+from kameleon_nb.core.variables import UndefinedVariableError
 from kameleon_nb.engine.recipes import BUILTIN_RECIPES_DIR, BUILTIN_STEPS_DIR, load, resolve
 from kameleon_nb.errors import KameleonError, MissingFileError, UnreadableFileError, YamlError
 
@@ -133,6 +139,34 @@ class _Linter:
             where = fallback
         return Finding(self.shown(where), 1, 1, _error_key(err), message)
 
+    def undefined_variable(
+        self, err: UndefinedVariableError, loaded: LoadedRecipe, fallback: str
+    ) -> Finding:
+        """An undefined variable, at its first use in the file that uses it."""
+        finding = self.error_finding(err, fallback)
+        known = [*loaded.global_vars, *self.cli_globals, *builtin_globals("", "", "")]
+        line, column = 1, 1
+        if os.path.isfile(err.source):
+            text = self.text(err.source)
+            use = re.search(
+                r"\$\$(\{" + re.escape(err.name) + r"\}|" + re.escape(err.name) + r"\b)", text
+            )
+            if use is not None:
+                line = text.count("\n", 0, use.start()) + 1
+                column = use.start() - (text.rfind("\n", 0, use.start()) + 1) + 1
+            path = self.shown(err.source)
+        else:
+            path = finding.path
+        return Finding(
+            path,
+            line,
+            column,
+            err.name,
+            f"undefined variable: Kameleon stops ('variable $${{{err.name}}} not found in local "
+            f"or global'); define it under 'global:' or pass -g {err.name}:VALUE",
+            lint.did_you_mean(err.name, known),
+        )
+
     # one recipe ----------------------------------------------------------------
     def lint(self, path: str) -> list[Finding]:
         abspath = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(path)))
@@ -163,6 +197,8 @@ class _Linter:
             resolved = resolve(
                 loaded, cli_globals=self.cli_globals, cwd=self.cwd, build_dir_uuid=False
             )
+        except UndefinedVariableError as err:
+            findings.append(self.undefined_variable(err, loaded, abspath))
         except KameleonError as err:
             if not _reported(err, entry_findings):
                 findings.append(self.error_finding(err, abspath))

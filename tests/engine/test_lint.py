@@ -298,8 +298,29 @@ def test_a_resolution_error_is_one_finding(tmp_path):
         },
     )
     (found,) = lines(tmp_path)
-    assert found.startswith("r.yaml:1:1: load: ")
+    assert found.startswith("r.yaml:4:23: undefined_one: undefined variable: Kameleon stops")
     assert "variable $${undefined_one} not found" in found
+
+
+def test_an_undefined_variable_in_a_step_file_suggests_a_global(tmp_path):
+    write(
+        tmp_path,
+        {
+            "r.yaml": "global:\n  package: vim\nsetup:\n  - tools\n",
+            "steps/setup/tools.yaml": "- m:\n  - exec_in: echo $$packge\n",
+        },
+    )
+    unused, undefined = lines(tmp_path)  # the two sides of one misspelling
+    assert unused.startswith("r.yaml:2:3: package: unused global")
+    assert unused.endswith("(did you mean 'packge'?)")
+    assert undefined.startswith("steps/setup/tools.yaml:2:19: packge: undefined variable")
+    assert undefined.endswith("(did you mean 'package'?)")
+
+
+def test_a_cyclic_extend_is_one_finding(tmp_path):
+    write(tmp_path, {"r.yaml": "extend: p.yaml\n", "p.yaml": "extend: r.yaml\n"})
+    (found,) = lines(tmp_path)
+    assert found.startswith("r.yaml:1:1: load: Cyclic 'extend'")
 
 
 def test_a_yaml_error_after_substitution_is_at_the_recipe(tmp_path):
