@@ -333,7 +333,8 @@ def _one_error(document: Document, error: ValidationError, kind: FileKind) -> It
         return
     if error.validator == "enum":
         choices = [str(c) for c in _listed(error.validator_value)]
-        value = str(error.instance)
+        # as written: ``yes``, ``~``, ``12``, not Python's ``True``, ``None``
+        value = node.value if isinstance(node, yaml.ScalarNode) else str(error.instance)
         if name == "on_checkpoint":
             message = (
                 f"unknown value '{value}': Kameleon treats it as use_cache "

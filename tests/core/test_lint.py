@@ -70,6 +70,14 @@ def test_on_checkpoint_value_is_reported_at_the_value():
     assert line.endswith("(did you mean 'redo'?)")
 
 
+def test_values_are_shown_as_written():
+    text = "setup:\n  - s:\n    - m:\n      - on_checkpoint: yes\n      - reload_context: ~\n"
+    assert [line.split(": ", 2)[2].split(" (")[0] for line in findings(text)] == [
+        "unknown value 'yes': Kameleon treats it as use_cache",
+        "unknown value '~'",
+    ]
+
+
 def test_context_settings_and_checkpoint_hooks():
     text = (
         "global:\n  out_context:\n    cmd: bash\n    workdri: /x\n"
