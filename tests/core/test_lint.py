@@ -30,6 +30,34 @@ def test_every_schema_is_a_valid_draft_2020_12_schema(kind):
     assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
+# what yaml-language-server (a draft-07 validator) reads as we do
+_DRAFT_07_KEYWORDS = {
+    "$schema", "$id", "$ref", "$defs", "title", "description", "type", "enum", "const",
+    "properties", "additionalProperties", "items", "required", "minItems", "maxItems",
+    "minProperties", "maxProperties", "anyOf", "if", "then",
+}  # fmt: skip
+
+
+def _keywords(node: object, path: str = "") -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if path.endswith(("/properties", "/$defs")):
+                found |= _keywords(value, f"{path}/{key}")
+            else:
+                found.add(key)
+                found |= _keywords(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for item in node:
+            found |= _keywords(item, path)
+    return found
+
+
+@pytest.mark.parametrize("kind", list(FileKind))
+def test_the_schemas_use_only_keywords_draft_07_editors_also_read(kind):
+    assert _keywords(schema(kind)) <= _DRAFT_07_KEYWORDS
+
+
 def test_the_schemas_share_one_definition_of_a_command():
     commands = {
         json.dumps(schema(kind)["$defs"]["command"], sort_keys=True)
