@@ -398,8 +398,16 @@ class _Linter:
             recipes: list[str] = []
             count = 0
             for root, dirs, names in os.walk(directory):
-                # recipes in steps directories too (backends a recipe extends)
-                dirs[:] = sorted(d for d in dirs if d == ".steps" or not d.startswith("."))
+                # recipes in steps directories too (backends a recipe extends); not in
+                # hidden directories (.git), build directories (a rootfs holds thousands
+                # of files) or other file systems (a rootfs's /proc, still mounted)
+                dirs[:] = sorted(
+                    d
+                    for d in dirs
+                    if (d == ".steps" or not d.startswith("."))
+                    and d != "build"
+                    and not os.path.ismount(os.path.join(root, d))
+                )
                 count += len(names)
                 if count > _MAX_SCANNED_FILES:
                     self._scans[key] = ["\0too many"]

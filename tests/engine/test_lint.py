@@ -265,6 +265,21 @@ def test_unreachable_step_file(tmp_path):
     )
 
 
+def test_build_and_hidden_directories_are_not_searched_for_recipes(tmp_path):
+    write(
+        tmp_path,
+        {
+            "r.yaml": "global:\n  package: vim\nsetup:\n  - tools\n",
+            "steps/setup/tools.yaml": TOOLS,
+            "steps/setup/old.yaml": "- f:\n  - exec_in: true\n",
+            "build/r/copy.yaml": "setup:\n  - old\n",
+            ".git/x.yaml": "setup:\n  - old\n",
+        },
+    )
+    (found,) = lines(tmp_path)
+    assert found.startswith("steps/setup/old.yaml:1:1: old: unreachable step file")
+
+
 def test_a_shared_steps_directory_above_the_recipes_is_not_judged(tmp_path):
     write(
         tmp_path,
