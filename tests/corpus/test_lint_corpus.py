@@ -20,11 +20,23 @@ from kameleon_nb.core import lint
 from kameleon_nb.core.lint import FileKind
 from kameleon_nb.core.loader import parse_yaml, read_text
 from kameleon_nb.engine.lint import lint_recipes, schema
-from tests.corpus.compare import DATA, prepare
+from tests.corpus.compare import COLLECTIONS, DATA, cases, extract
 
-CASES = prepare()
-TREES = sorted({(case.collection, case.tree) for case in CASES})
+CASES = list(cases())
 EXPECTED = DATA / "lint-findings.txt"
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The collections, extracted in a private directory (no id or path depends on it).
+
+    The shared extraction (``/tmp/kameleon-corpus``) may be replaced while we read it
+    by a run of another checkout, whose archives have other dates.
+    """
+    root = tmp_path_factory.mktemp("corpus")
+    for collection in COLLECTIONS:
+        extract(collection, root / collection)
+    return {collection: root / collection for collection in COLLECTIONS}
 
 
 def _kind(path: Path, data: object) -> FileKind | None:
@@ -52,8 +64,9 @@ def _files(tree: Path) -> Iterator[tuple[Path, FileKind, str]]:
                     yield path, kind, text
 
 
-@pytest.mark.parametrize(("collection", "tree"), TREES, ids=[c for c, _ in TREES])
-def test_every_file_of_the_collections_validates_against_its_schema(collection, tree):
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_every_file_of_the_collections_validates_against_its_schema(collection, trees):
+    tree = trees[collection]
     counts: dict[FileKind, int] = {}
     problems: list[str] = []
     for path, kind, text in _files(tree):
@@ -66,9 +79,9 @@ def test_every_file_of_the_collections_validates_against_its_schema(collection, 
 
 
 @pytest.mark.slow
-def test_lint_on_every_entry_point_reports_only_the_known_real_findings():
+def test_lint_on_every_entry_point_reports_only_the_known_real_findings(trees):
     found: list[str] = []
-    for collection, tree in TREES:
+    for collection, tree in trees.items():
         recipes = sorted({c.recipe for c in CASES if c.collection == collection})
         with contextlib.chdir(tree):
             report = lint_recipes(recipes)
