@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kameleon_nb.core.cache_options import cache_options
-from kameleon_nb.core.limits import shown_path
 from kameleon_nb.core.options import build_options
 from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
@@ -159,6 +158,7 @@ def diff(
 
 def lint(recipes: list[str], cli_globals: Mapping[str, str]) -> int:
     """``kameleon lint``: one line per finding, a summary; 1 when anything was found."""
+    from kameleon_nb.core.limits import shown_path  # noqa: PLC0415
     from kameleon_nb.core.lint import summary  # noqa: PLC0415 - jsonschema loads slowly
     from kameleon_nb.engine.lint import lint_recipes  # noqa: PLC0415
 
@@ -180,6 +180,7 @@ def schema(kind: str) -> int:
 
 def _refuse_on_findings(path: str, cli_globals: Mapping[str, str]) -> None:
     """``build --strict``: lint first; any finding stops the build before it starts."""
+    from kameleon_nb.core.limits import shown_path  # noqa: PLC0415
     from kameleon_nb.core.lint import summary  # noqa: PLC0415
     from kameleon_nb.engine.lint import lint_recipes  # noqa: PLC0415
     from kameleon_nb.errors import RecipeError  # noqa: PLC0415
