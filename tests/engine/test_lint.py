@@ -381,3 +381,15 @@ def test_lint_does_not_create_a_build_directory(tmp_path):
     write(tmp_path, {"r.yaml": "setup:\n  - s:\n    - m:\n      - exec_local: touch x\n"})
     assert lines(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+def test_the_linters_commands_are_the_ones_the_engine_runs():
+    import inspect
+
+    from kameleon_nb.core.lint import BUILTIN_COMMANDS
+    from kameleon_nb.engine.commands import CommandRunner, exec_context
+
+    dispatch = inspect.getsource(CommandRunner._dispatch)
+    for command in BUILTIN_COMMANDS:
+        assert exec_context(command) is not None or f'key == "{command}"' in dispatch, command
+    assert dispatch.count('key == "') == len([c for c in BUILTIN_COMMANDS if not exec_context(c)])
