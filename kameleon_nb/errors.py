@@ -21,7 +21,9 @@ __all__ = [
     "MissingFileError",
     "NotebookError",
     "RecipeError",
+    "RepositoryError",
     "ShellError",
+    "TemplateNotFoundError",
     "UnreadableFileError",
     "UsageError",
     "YamlError",
@@ -90,6 +92,12 @@ class AbortError(KameleonError):
     exit_code = 8
 
 
+class TemplateNotFoundError(KameleonError):
+    """A template of the repositories cannot be found or loaded (9)."""
+
+    exit_code = 9
+
+
 class CacheError(KameleonError):
     """The persistent cache failed."""
 
@@ -104,6 +112,12 @@ class ExportError(KameleonError):
 
 class NotebookError(ExportError):
     """A notebook cannot become a recipe (names the offending cell)."""
+
+
+class RepositoryError(KameleonError):
+    """A recipe repository is missing or git failed on it (12)."""
+
+    exit_code = 12
 
 
 class UsageError(KameleonError):

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(bash busybox-static debootstrap rsync btrfs-progs qemu-utils zstd util-linux proot chromium shellcheck curl wget iproute2)
+DEBIAN_PACKAGES=(bash busybox-static debootstrap rsync btrfs-progs qemu-utils zstd util-linux proot chromium shellcheck curl wget iproute2 git graphviz)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

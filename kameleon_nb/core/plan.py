@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from kameleon_nb.core import messages
 from kameleon_nb.core.model import CheckpointPolicy, Microstep, ResolvedRecipe, StepId
@@ -112,9 +113,30 @@ def existing_rows(recipe: ResolvedRecipe, existing: frozenset[StepId]) -> list[M
     return [m for m in recipe.microsteps() if m.step_id in existing]
 
 
-def find_row(rows: Sequence[Microstep], value: str, *, last: bool) -> Microstep | None:
-    """The first (or last) row whose id or slug is ``value``."""
-    matches = [m for m in rows if value in (m.step_id, m.slug)]
+class _Row(Protocol):
+    """Anything that stands for a checkpoint: a microstep, a checkpoint table row."""
+
+    @property
+    def step_id(self) -> str: ...
+
+    @property
+    def slug(self) -> str: ...
+
+
+_R = TypeVar("_R", bound=_Row)
+
+
+def find_row(rows: Sequence[_R], value: str, *, last: bool, stale: Sequence[_R] = ()) -> _R | None:
+    """The first (or last) row whose id or slug is ``value``.
+
+    This is how every option and command names a checkpoint (``-F``, ``-B``, ``-E``,
+    ``--until``, restore, delete, diff). ``stale`` rows (checkpoints the recipe no
+    longer has) are matched by id only, after ``rows``: their slugs may now name
+    another step.
+    """
+    matches = [m for m in rows if value in (m.step_id, m.slug)] or [
+        m for m in stale if m.step_id == value
+    ]
     if not matches:
         return None
     return matches[-1] if last else matches[0]

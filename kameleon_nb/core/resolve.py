@@ -58,6 +58,7 @@ __all__ = [
     "RecipeLookups",
     "ResolveOptions",
     "builtin_globals",
+    "check_loadable",
     "recipe_lookups",
     "resolve_recipe",
     "upstream_text",
@@ -95,6 +96,8 @@ class ResolveOptions:
         cache_port: the port of the build's cache proxy (``-C``/``--from-cache``):
             ``proxy_local`` is ``127.0.0.1:PORT``, ``proxy_out``/``proxy_in`` are
             ``<proxy_cache of that context>:PORT``.
+        strict_globals: an undefined variable in the globals is an error (upstream's
+            ``resolve!``); off for templates and ``export`` (``resolve! :strict => false``).
     """
 
     cli_globals: Mapping[str, str] = field(default_factory=dict)
@@ -106,6 +109,7 @@ class ResolveOptions:
     require_checkpoint: bool = False
     parent_proxy: str = ""
     cache_port: int | None = None
+    strict_globals: bool = True
 
 
 # --------------------------------------------------------------------------- texts
@@ -421,7 +425,7 @@ class _Resolver:
                 generated = str(uuid_module.uuid4())
                 values["kameleon_uuid"] = generated
                 values["kameleon_short_uuid"] = generated.rsplit("-", 1)[-1]
-        self.globals = self.substitute_globals(values, strict=True)
+        self.globals = self.substitute_globals(values, strict=self.options.strict_globals)
 
     def substitute_globals(self, values: dict[str, object], *, strict: bool) -> dict[str, object]:
         """Resolve the globals through their Psych dump, as upstream does."""
@@ -745,9 +749,24 @@ def resolve_recipe(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -
         raise
 
 
-def _resolve(resolver: _Resolver) -> ResolvedRecipe:
-    loaded, options = resolver.loaded, resolver.options
-    # upstream's load (non-strict)
+def check_loadable(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -> None:
+    """Run upstream's non-strict load only (globals, aliases, env, checkpoint, step files).
+
+    This is what ``kameleon list`` asks of each recipe it shows: a recipe whose load
+    fails (a missing step file, invalid YAML) is left out of the listing.
+
+    Raises:
+        KameleonError: the load failed.
+    """
+    resolver = _Resolver(loaded, options, cwd)
+    with full_collections_paused():
+        _load_parts(resolver)
+
+
+def _load_parts(
+    resolver: _Resolver,
+) -> tuple[dict[str, list[_RawMacrostep]], tuple[str, dict[object, object]] | None]:
+    loaded = resolver.loaded
     resolver.load_globals()
     resolver.load_aliases()
     resolver.load_env()
@@ -760,6 +779,13 @@ def _resolve(resolver: _Resolver) -> ResolvedRecipe:
             for entry in loaded.sections.get(section, [])
         ]
         _apply_edits(sections[section], section, loaded)
+    return sections, checkpoint_data
+
+
+def _resolve(resolver: _Resolver) -> ResolvedRecipe:
+    loaded, options = resolver.loaded, resolver.options
+    # upstream's load (non-strict)
+    sections, checkpoint_data = _load_parts(resolver)
     if options.require_checkpoint and checkpoint_data is None:
         raise BuildError(
             f"{messages.CHECKPOINT_UNAVAILABLE} ({loaded.abspath} has no 'checkpoint:' mechanism; "

@@ -7,16 +7,27 @@ This is the one entry point the front ends use to turn a recipe path into a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from kameleon_nb.core.loader import LoadedRecipe, load_recipe
 from kameleon_nb.core.model import ResolvedRecipe
-from kameleon_nb.core.resolve import ResolveOptions, resolve_recipe
+from kameleon_nb.core.resolve import ResolveOptions, check_loadable, resolve_recipe
 from kameleon_nb.engine.builddir import stored_uuid
+from kameleon_nb.errors import KameleonError
 
-__all__ = ["BUILTIN_RECIPES_DIR", "BUILTIN_STEPS_DIR", "load", "open_recipe", "resolve"]
+__all__ = [
+    "BUILTIN_RECIPES_DIR",
+    "BUILTIN_STEPS_DIR",
+    "load",
+    "loads_cleanly",
+    "open_recipe",
+    "resolve",
+]
+
+log = logging.getLogger(__name__)
 
 #: kameleon_nb's own steps directory (mechanisms, backends, aliases), searched last.
 BUILTIN_STEPS_DIR = str(Path(__file__).resolve().parent.parent / "data" / "steps")
@@ -51,6 +62,7 @@ def resolve(
     require_checkpoint: bool = False,
     parent_proxy: str = "",
     cache_port: int | None = None,
+    strict_globals: bool = True,
 ) -> ResolvedRecipe:
     """Resolve a loaded recipe for a build, with the uuid its build dir recorded.
 
@@ -73,6 +85,7 @@ def resolve(
         require_checkpoint=require_checkpoint,
         parent_proxy=parent_proxy,
         cache_port=cache_port,
+        strict_globals=strict_globals,
     )
     recipe = resolve_recipe(loaded, options, cwd=cwd)
     if (
@@ -100,6 +113,7 @@ def open_recipe(
     require_checkpoint: bool = False,
     parent_proxy: str = "",
     cache_port: int | None = None,
+    strict_globals: bool = True,
 ) -> ResolvedRecipe:
     """Load and resolve a recipe as ``kameleon build`` does.
 
@@ -115,6 +129,8 @@ def open_recipe(
         require_checkpoint: a recipe without a checkpoint mechanism is a build error.
         parent_proxy: ``[user:pass@]host:port`` of ``--proxy``, for every context.
         cache_port: the cache proxy's port (``-C``, ``--from-cache``).
+        strict_globals: an undefined variable in the globals is an error (off for
+            templates and ``export``, as upstream's ``resolve! :strict => false``).
 
     Returns:
         The resolved recipe.
@@ -132,4 +148,23 @@ def open_recipe(
         require_checkpoint=require_checkpoint,
         parent_proxy=parent_proxy,
         cache_port=cache_port,
+        strict_globals=strict_globals,
     )
+
+
+def loads_cleanly(path: str, *, cwd: str) -> LoadedRecipe | None:
+    """The recipe if upstream's non-strict load of it succeeds, else None (``list``).
+
+    ``cwd`` is the root the recipe's steps directories are searched from (the
+    workspace, or the repositories directory for templates).
+    """
+    try:
+        loaded = load(path, cwd=cwd)
+        options = ResolveOptions(
+            build_path=os.path.join(cwd, "build"), builtin_steps_dirs=(BUILTIN_STEPS_DIR,)
+        )
+        check_loadable(loaded, options, cwd=cwd)
+    except (KameleonError, OSError, ValueError, RecursionError) as err:  # upstream skips it
+        log.debug("not listed: %s: %s", path, err)
+        return None
+    return loaded

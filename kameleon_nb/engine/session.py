@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from kameleon_nb.core import messages
 from kameleon_nb.core.cache_options import CacheMode, CacheOptions
-from kameleon_nb.core.cells import DEFAULT_MACROSTEP, DEFAULT_SECTION, MicrostepLine, body_commands
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.loader import LoadedRecipe
 from kameleon_nb.core.model import Command, Microstep, ResolvedRecipe, StepId
-from kameleon_nb.core.plan import Action, BuildOptions, existing_rows, plan_microstep
+from kameleon_nb.core.placement import place_microstep
+from kameleon_nb.core.plan import Action, BuildOptions, existing_rows, find_row, plan_microstep
 from kameleon_nb.core.variables import lookup_in, substitute
 from kameleon_nb.engine.builddir import write_build_recipe
 from kameleon_nb.engine.builder import Builder, BuildResult
@@ -154,9 +154,10 @@ class Session:
         self._cell_targets: dict[str, tuple[str, str, str]] = {}
         self._cell_ran_at: dict[str, float] = {}  # wall-clock time each cell last ran
         self._sizes: dict[str, int | None] = {}
-        #: the cells that defined microsteps, by (section, macrostep, name), in the
-        #: order they were first run (what ``%kameleon export`` writes)
-        self.cells: dict[tuple[str, str, str], tuple[MicrostepLine, str]] = {}
+        #: the microsteps this session defined, by (section, macrostep, name), in the
+        #: order they were first defined, each with the ``origin`` its last definition
+        #: gave (the magics keep the cell's text there: what ``%kameleon export`` writes)
+        self.defined: dict[tuple[str, str, str], object] = {}
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -298,58 +299,48 @@ class Session:
             self._builder.update_recipe(recipe)
 
     # ------------------------------------------------------------------ cells
-    def locate(self, line: MicrostepLine) -> tuple[str, str]:
-        """The ``(section, macrostep)`` a ``%%microstep`` line targets.
+    def place(
+        self, name: str, section: str | None = None, macrostep: str | None = None
+    ) -> tuple[str, str]:
+        """The ``(section, macrostep)`` where microstep ``name`` goes in the recipe now.
+
+        ``None`` means "not said": the macrostep that has ``name`` already, else
+        :data:`~kameleon_nb.core.placement.DEFAULT_SECTION`/``DEFAULT_MACROSTEP``.
 
         Raises:
-            RecipeError: the name is in several macrosteps and the line says not which.
+            RecipeError: the name is in several macrosteps ``section``/``macrostep``
+                do not tell apart.
         """
-        if line.section is not None and line.macrostep is not None:
-            return line.section, line.macrostep
-        found = {
-            (m.section, m.macrostep)
-            for m in self.recipe.microsteps()
-            if m.name == line.name
-            and (line.section is None or m.section == line.section)
-            and (line.macrostep is None or m.macrostep == line.macrostep)
-        }
-        if len(found) == 1:
-            return found.pop()
-        if len(found) > 1:
-            where = ", ".join(f"{s}/{m}" for s, m in sorted(found))
-            raise RecipeError(
-                f"Microstep '{line.name}' is in several macrosteps ({where}); "
-                "say which with --section and --macrostep"
-            )
-        return line.section or DEFAULT_SECTION, line.macrostep or DEFAULT_MACROSTEP
+        known = ((m.section, m.macrostep, m.name) for m in self.recipe.microsteps())
+        return place_microstep(known, name, section, macrostep)
 
     def define(
         self,
-        line: MicrostepLine,
-        body: str,
+        section: str,
+        macrostep: str,
+        name: str,
+        items: list[object],
         *,
         source: str = "cell",
-        where: tuple[str, str] | None = None,
+        origin: object = None,
     ) -> Microstep | None:
-        """Add or replace the microstep of a cell in the recipe, without running it.
+        """Add or replace microstep ``section/macrostep/name`` (its Kameleon ``items``).
 
-        ``where`` is its ``(section, macrostep)`` when already located.
-        Returns the microstep, or None when it has no commands of its own (hooks only).
-        On a recipe error the recipe is left as it was.
+        Nothing runs. ``origin`` is kept in :attr:`defined` for the caller. Returns the
+        microstep, or None when it has no commands of its own (only hooks). On a recipe
+        error the recipe is left as it was.
         """
-        section, macrostep = where or self.locate(line)
-        items = body_commands(body, line.context, line.on_checkpoint, source=source)
         before = copy.deepcopy(self.loaded.edits)
-        self.loaded.set_microstep(section, macrostep, line.name, items)
+        self.loaded.set_microstep(section, macrostep, name, items)
         try:
             recipe = self._resolve()
         except KameleonError as err:
             self.loaded.edits = before
             raise RecipeError(f"{source}: {err}") from err
         self._set_recipe(recipe)
-        self.cells[(section, macrostep, line.name)] = (line, body)
+        self.defined[(section, macrostep, name)] = origin
         try:
-            return self.microstep(section, macrostep, line.name)
+            return self.microstep(section, macrostep, name)
         except RecipeError:
             return None  # the resolver dropped it: no commands, only hooks
 
@@ -370,13 +361,13 @@ class Session:
         raise RecipeError(f"The recipe has no microstep {section}/{macrostep}/{name}")
 
     def forget(self, section: str, macrostep: str, name: str) -> None:
-        """Undo a cell's definition: a microstep it added goes, one it replaced is the file's."""
+        """Undo a definition: a microstep it added goes, one it replaced is the file's."""
         bodies = self.loaded.edits.get((section, macrostep), {})
         if bodies.pop(name, None) is None:
             return
         if not bodies:
             del self.loaded.edits[(section, macrostep)]
-        self.cells.pop((section, macrostep, name), None)
+        self.defined.pop((section, macrostep, name), None)
         self._set_recipe(self._resolve())
 
     def forget_cells(self, present: set[str], saved_at: float) -> list[str]:
@@ -392,20 +383,20 @@ class Session:
                 continue
             del self._cell_targets[cell_id]
             self._cell_ran_at.pop(cell_id, None)
-            if target in self.cells:
+            if target in self.defined:
                 self.forget(*target)
                 dropped.append("/".join(target))
         return dropped
 
     def forget_microstep(self, wanted: str) -> str:
-        """Forget the microstep a cell defined, by name or ``section/macrostep/name``.
+        """Forget a microstep this session defined, by name or ``section/macrostep/name``.
 
         Raises:
-            RecipeError: no cell of this session defined such a microstep.
+            RecipeError: the session defined no such microstep (or several).
         """
-        matches = [t for t in self.cells if wanted in (t[2], "/".join(t))]
+        matches = [t for t in self.defined if wanted in (t[2], "/".join(t))]
         if len(matches) != 1:
-            defined = ", ".join("/".join(t) for t in self.cells) or "none"
+            defined = ", ".join("/".join(t) for t in self.defined) or "none"
             how = "several cells define" if matches else "no cell of this session defined"
             raise RecipeError(
                 f"Cannot forget '{wanted}': {how} it (cells' microsteps: {defined}); "
@@ -419,28 +410,32 @@ class Session:
                 self._cell_ran_at.pop(cell_id, None)
         return "/".join(target)
 
-    def run_cell(
+    def run_microstep(
         self,
-        line: MicrostepLine,
-        body: str,
+        name: str,
+        items: list[object],
         *,
+        section: str | None = None,
+        macrostep: str | None = None,
         source: str = "cell",
         cell_id: str | None = None,
+        origin: object = None,
     ) -> CellResult:
-        """Define the cell's microstep, run it now, and checkpoint it if checkpointing is on.
+        """Define microstep ``name``, run it now, and checkpoint it if checkpointing is on.
 
-        ``cell_id`` identifies the notebook cell: when the same cell now defines another
-        microstep (renamed, or moved to another macrostep), its earlier one is forgotten.
+        It goes where :meth:`place` says. ``cell_id`` identifies the notebook cell:
+        when the same cell now defines another microstep (renamed, or moved to another
+        macrostep), its earlier one is forgotten.
 
         Raises:
             CommandFailedError: a command failed (the microstep stays in the recipe).
-            KameleonError: the cell or the recipe is invalid.
+            KameleonError: the items or the recipe are invalid.
         """
-        target = (*self.locate(line), line.name)
+        target = (*self.place(name, section, macrostep), name)
         earlier = self._cell_targets.get(cell_id) if cell_id else None
         if earlier is not None and earlier != target:
             self.forget(*earlier)
-            target = (*self.locate(line), line.name)
+            target = (*self.place(name, section, macrostep), name)
         if cell_id:
             self._cell_targets[cell_id] = target
             self._cell_ran_at[cell_id] = time.time()
@@ -448,7 +443,7 @@ class Session:
             (m for m in self.recipe.microsteps() if (m.section, m.macrostep, m.name) == target),
             None,
         )
-        microstep = self.define(line, body, source=source, where=target[:2])
+        microstep = self.define(*target, items, source=source, origin=origin)
         changed = before is not None and (
             microstep is None
             or before.commands != microstep.commands
@@ -687,14 +682,13 @@ class Session:
 
     @staticmethod
     def _find(rows: list[CheckpointInfo], wanted: str) -> CheckpointInfo:
-        """A checkpoint by id (valid or stale), by slug (valid ones, last match) or ``last``."""
+        """A checkpoint by id or slug (valid ones, last match), stale id, or ``last``."""
         valid = [r for r in rows if r.valid]
         if wanted == "last":
-            matches = valid
+            found = valid[-1] if valid else None
         else:
-            matches = [r for r in rows if r.step_id == wanted] or [
-                r for r in valid if r.slug == wanted
-            ]
-        if not matches:
+            stale = [r for r in rows if not r.valid]
+            found = find_row(valid, wanted, last=True, stale=stale)
+        if found is None:
             raise BuildError(messages.unknown_checkpoint(wanted))
-        return matches[-1]
+        return found

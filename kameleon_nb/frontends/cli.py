@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kameleon_nb._version import UPSTREAM, VERSION
-from kameleon_nb.core.cache_options import add_cache_options
 from kameleon_nb.core.limits import is_utf8, shown_path
-from kameleon_nb.core.options import add_checkpoint_options
 from kameleon_nb.errors import BuildError, KameleonError, UsageError
+from kameleon_nb.frontends import verbs
+from kameleon_nb.frontends.arguments import add_cache_options, add_checkpoint_options
 
 __all__ = ["main"]
 
@@ -191,6 +191,7 @@ def _build_parser() -> _Parser:
     export.add_argument("notebook", nargs="?", help="the .ipynb file")
     export.add_argument("-o", "--output", metavar="DIR", help="default: the notebook's directory")
     _add_common(export)
+    verbs.add_parsers(commands, _add_common, _add_globals)
     return parser
 
 
@@ -216,6 +217,8 @@ def _run(argv: Sequence[str]) -> int:
         _build_parser().print_help(sys.stdout)
         return 0
     cli_globals, stray = _global_pairs(getattr(args, "global_", []))
+    if args.command in verbs.VERBS:
+        return verbs.run(args, cli_globals, stray, _build_parser())
     if args.command == "info":
         recipes = list(args.recipes) + stray
         if not recipes and not args.from_cache:

@@ -8,10 +8,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from kameleon_nb.core.cache_options import cache_options
-from kameleon_nb.core.options import build_options
 from kameleon_nb.core.plan import checkpoint_rows
 from kameleon_nb.engine.recipes import open_recipe
+from kameleon_nb.frontends.arguments import build_options, cache_options
 from kameleon_nb.frontends.render import checkpoint_table, dryrun_lines, info_lines
 
 __all__ = ["build", "diff", "export_recipe", "info", "lint", "notebook", "schema"]
@@ -38,7 +37,10 @@ def info(
         import tempfile  # noqa: PLC0415
 
         from kameleon_nb.engine.cache.archive import unpack_archive  # noqa: PLC0415
+        from kameleon_nb.errors import CacheError  # noqa: PLC0415
 
+        if not os.path.isfile(from_cache):  # upstream's check and message, before anything
+            raise CacheError(f'The specified cache file "{from_cache}" do not exists')
         _say(["Using the cached recipe"])
         with tempfile.TemporaryDirectory(prefix="kameleon-info-") as scratch:
             unpacked = unpack_archive(Path(from_cache), Path(scratch))
@@ -116,7 +118,7 @@ def notebook(
     recipe: str, cli_globals: Mapping[str, str], *, output: str | None, force: bool
 ) -> int:
     """``kameleon notebook``: write a notebook whose cells are the recipe's microsteps."""
-    from kameleon_nb.frontends.notebook import recipe_notebook  # noqa: PLC0415
+    from kameleon_nb.frontends.notebook.files import recipe_notebook  # noqa: PLC0415
 
     _say([str(recipe_notebook(recipe, output, cli_globals=cli_globals, force=force))])
     return 0
@@ -124,7 +126,7 @@ def notebook(
 
 def export_recipe(notebook: str, *, output: str | None) -> int:
     """``kameleon export-recipe``: write the recipe (and its step files) of a notebook."""
-    from kameleon_nb.frontends.notebook import export_notebook  # noqa: PLC0415
+    from kameleon_nb.frontends.notebook.files import export_notebook  # noqa: PLC0415
 
     _say([str(export_notebook(notebook, output))])
     return 0

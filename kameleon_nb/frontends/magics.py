@@ -16,32 +16,28 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
-from IPython.display import HTML as _HTML
 from IPython.display import display as _display
 from traitlets import Float, observe
 
-from kameleon_nb.core.cache_options import add_cache_options, cache_options
-from kameleon_nb.core.cells import (
-    RecipeLine,
-    add_globals_option,
-    format_microstep_line,
-    microstep_parser,
-    new_parser,
-    parse_global,
-    parse_microstep_line,
-    parse_recipe_line,
-)
 from kameleon_nb.core.contexts import ContextName
-from kameleon_nb.core.options import add_checkpoint_options, build_options
 from kameleon_nb.engine.commands import CommandFailedError
 from kameleon_nb.engine.events import CommandOutput, Level, Message
 from kameleon_nb.engine.session import Session
 from kameleon_nb.errors import KameleonError
 from kameleon_nb.errors import UsageError as KameleonUsageError
+from kameleon_nb.frontends.arguments import (
+    add_cache_options,
+    add_checkpoint_options,
+    add_globals_option,
+    build_options,
+    cache_options,
+    new_parser,
+    parse_global,
+)
 from kameleon_nb.frontends.cell_errors import CellError, StepFailed
 from kameleon_nb.frontends.cell_output import BoundedOutput
 from kameleon_nb.frontends.console import ConsoleSink
@@ -52,6 +48,15 @@ from kameleon_nb.frontends.display import (
     PlanView,
     VarsView,
     failure_text,
+)
+from kameleon_nb.frontends.notebook.cells import (
+    MicrostepLine,
+    RecipeLine,
+    body_commands,
+    format_microstep_line,
+    microstep_parser,
+    parse_microstep_line,
+    parse_recipe_line,
 )
 from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
 
@@ -83,6 +88,8 @@ USAGE = """\
 %kameleon vars           the recipe's global variables, resolved
 %kameleon export DIR     write the session's recipe and step files under DIR
 %kameleon close          stop the context shells (they start again when needed)
+%kameleon dag [RECIPE ...] [--recipes-only]
+                         the recipe's inheritance and microsteps as a graph (SVG)
 %kameleon forget NAME    forget the microstep a deleted cell defined (plan, build,
                          export and checkpoints do it by themselves for cells gone
                          from the saved notebook)
@@ -91,6 +98,9 @@ USAGE = """\
 
 #: the verbs that first drop the microsteps of cells deleted from the saved notebook
 _FOLLOWS_THE_NOTEBOOK = frozenset({"plan", "build", "export", "checkpoints"})
+#: verbs that change neither the checkpoints nor where the tree is: a checkpoint table
+#: shown earlier stays live through them (every other cell freezes it first)
+_READ_ONLY = frozenset({"plan", "vars", "diff", "export", "shell", "close", "dag"})
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -140,12 +150,22 @@ class KameleonMagics(Magics):
     # ------------------------------------------------------------------ session
     def close(self) -> None:
         """End the session: its shells close, its widgets stop acting (unload, new load)."""
-        if self._table is not None:
-            self._table.freeze()  # it keeps what it showed, without acting any more
-            self._table = None
+        self.freeze_table()
         if self.session is not None:
             self.session.end()
             self.session = None
+
+    def freeze_table(self) -> None:
+        """Keep the checkpoint table shown last as it is now, as static HTML.
+
+        Called before a cell changes the session: a notebook run top to bottom then
+        keeps each table as its cell showed it (the text around it talks about that),
+        instead of every table following the last cell. The table's own buttons act
+        while no later cell has changed the session.
+        """
+        if self._table is not None:
+            self._table.freeze()  # it keeps what it showed, without acting any more
+            self._table = None
 
     def _open(self, kind: str, line: str, text: str | None) -> Session:
         spec: RecipeLine = parse_recipe_line(kind, line)
@@ -205,10 +225,19 @@ class KameleonMagics(Magics):
             return
         with _reported():
             parsed = parse_microstep_line(line)
+            self.freeze_table()
             session = self._session()
+            source = f"%%microstep {parsed.name}"
+            items = body_commands(cell, parsed.context, parsed.on_checkpoint, source=source)
             with self._streaming(session, label=parsed.name):
-                result = session.run_cell(
-                    parsed, cell, source=f"%%microstep {parsed.name}", cell_id=self.cell_id
+                result = session.run_microstep(
+                    parsed.name,
+                    items,
+                    section=parsed.section,
+                    macrostep=parsed.macrostep,
+                    source=source,
+                    cell_id=self.cell_id,
+                    origin=(parsed, cell),
                 )
         display(CellSummary(result))
 
@@ -227,6 +256,8 @@ class KameleonMagics(Magics):
         if cell is not None and verb != "recipe":
             raise UsageError(f"%%kameleon {verb} takes no cell body; use %kameleon {verb}")
         with _reported():
+            if verb not in _READ_ONLY:
+                self.freeze_table()
             if verb in _FOLLOWS_THE_NOTEBOOK:
                 self.sync_cells()
             action(rest, cell)
@@ -254,6 +285,7 @@ class KameleonMagics(Magics):
         present = {c["id"] for c in cells if isinstance(c, dict) and isinstance(c.get("id"), str)}
         dropped = self.session.forget_cells(present, saved_at)
         if dropped:
+            self.freeze_table()  # the recipe changed: the table showed it as it was
             print(
                 f"Dropped the microsteps of cells no longer in {os.path.basename(path)}: "
                 + ", ".join(dropped)
@@ -278,12 +310,21 @@ class KameleonMagics(Magics):
             "export": self._export,
             "close": lambda _rest, _cell: self._session().close(),
             "forget": self._forget,
+            "dag": self._dag,
         }
+
+    def _dag(self, rest: str, _cell: str | None) -> None:
+        from kameleon_nb.frontends.dag_magic import show_dag  # noqa: PLC0415
+
+        show_dag(rest, self.session.recipe if self.session is not None else None)
 
     def _checkpoints(self, _rest: str, _cell: str | None) -> None:
         # one live table per session: the earlier one keeps what it showed (frozen)
-        self._table = CheckpointTable(self._session())
-        self._table.handle = _display(self._table, display_id=True)  # type: ignore[no-untyped-call]
+        # the rows are a display of their own: readable wherever the notebook is opened
+        table = CheckpointTable(self._session(), rows_apart=True)
+        table.rows_handle = _display(table.rows_view(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        table.handle = _display(table, display_id=True)  # type: ignore[no-untyped-call]
+        self._table = table
 
     def _load(self, rest: str, _cell: str | None) -> None:
         session = self._open("load", rest, None)
@@ -320,7 +361,7 @@ class KameleonMagics(Magics):
             if console is not None:
                 console.flush_output()
             if shown is not None:  # final: static HTML, readable without a kernel; no models
-                shown.update(_HTML(progress.snapshot_html()))  # type: ignore[no-untyped-call]
+                shown.update(progress.snapshot(), raw=True)
             progress.close()
         display(BuildSummary(session.recipe.name, result, log.log_path if log.logged else None))
 
@@ -358,11 +399,11 @@ class KameleonMagics(Magics):
 
     def _export(self, rest: str, _cell: str | None) -> None:
         directory = _one_word(rest, "%kameleon export DIR")
-        if self.header is None and (self.session is None or not self.session.cells):
+        if self.header is None and (self.session is None or not self.session.defined):
             raise KameleonUsageError(
                 "Nothing to export: load a recipe (%kameleon load) or run %%microstep cells first"
             )
-        from kameleon_nb.frontends.notebook import export_session  # noqa: PLC0415
+        from kameleon_nb.frontends.notebook.files import export_session  # noqa: PLC0415
 
         report = export_session(self.session_cells(), directory)
         print(report)
@@ -374,7 +415,8 @@ class KameleonMagics(Magics):
             first, text = self.header
             sources.append(first if text is None else f"{first}\n{text}")
         if self.session is not None:
-            for (section, macrostep, _name), (line, body) in self.session.cells.items():
+            for (section, macrostep, _name), origin in self.session.defined.items():
+                line, body = cast(tuple[MicrostepLine, str], origin)
                 full = dataclasses.replace(line, section=section, macrostep=macrostep)
                 sources.append(f"{format_microstep_line(full)}\n{body}")
         return sources

@@ -62,10 +62,15 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
 
     The rows are one HTML table, whatever their number: the widget is a fixed handful
     of models (the table, a choice of checkpoint, Restore, Delete with its
-    confirmation, Refresh, a status line), so rebuilds never pile models up. Restore
+    confirmation, Refresh, a status line), so rebuilds never pile models up. With
+    ``rows_apart`` (what ``%kameleon checkpoints`` does) the title and rows are not in
+    the widget but in a display of their own (:attr:`rows_handle`, static HTML and
+    text, updated as the table changes): a saved notebook shows them wherever it is
+    opened, even where no widget can be drawn (no kernel). Restore
     acts on one click; Delete asks first. The table refreshes itself when the session
-    creates or removes checkpoints, until a newer table of the session supersedes it:
-    then it keeps what it showed, as static HTML (see :meth:`freeze`). Its
+    creates or removes checkpoints, until it is frozen (see :meth:`freeze`: the magics
+    do it when a later cell changes the session, and a newer table of the session
+    supersedes it): then it keeps what it showed, as static HTML. Its
     ``text/html`` and ``text/plain`` forms read well without a kernel (nbconvert,
     GitHub, a saved notebook).
     """
@@ -73,15 +78,23 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
     #: the live table of each session (a newer one freezes the older one)
     _live: ClassVar[dict[int, CheckpointTable]] = {}
 
-    def __init__(self, session: Session, **kwargs: Any) -> None:
+    def __init__(self, session: Session, *, rows_apart: bool = False, **kwargs: Any) -> None:
         self.session = session
         self.rows: list[CheckpointInfo] = []
         self.head: str | None = None
+        self.rows_apart = rows_apart
         self.handle: Any = None  # the display it is shown in (to freeze it)
+        self.rows_handle: Any = None  # with rows_apart: the display of the title and rows
+        self._status_text = ""
         self._log: list[str] | None = None
         self._pending_delete: str | None = None
         self.title = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh", tooltip="List again")
+        self.refresh_button = w.Button(
+            description="Refresh",
+            icon="refresh",
+            tooltip="List again",
+            layout=w.Layout(width="auto"),
+        )
         self.table = w.HTML()
         self.choice = w.Dropdown(description="Checkpoint", layout=w.Layout(width="auto"))
         self.restore_button = w.Button(description="Restore", tooltip="Restore the chosen one")
@@ -102,20 +115,22 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.delete_button.add_class("kameleon-delete")
         self.confirm = w.HBox([self.confirm_button, self.cancel_button])
         self.confirm.layout.display = "none"
-        self.controls = w.HBox(
-            [
-                self.choice,
-                self.restore_button,
-                self.changes_button,
-                self.delete_button,
-                self.confirm,
-            ]
-        )
-        super().__init__(
-            [w.HBox([self.title, self.refresh_button]), self.table, self.controls, self.status],
-            **kwargs,
-        )
-        self.add_class("kameleon-checkpoints")
+        actions = [
+            self.choice,
+            self.restore_button,
+            self.changes_button,
+            self.delete_button,
+            self.confirm,
+        ]
+        if rows_apart:
+            self.controls = w.HBox([self.refresh_button, *actions])
+            super().__init__([self.controls, self.status], **kwargs)
+            self.add_class("kameleon-checkpoint-controls")
+        else:
+            self.controls = w.HBox(actions)
+            heading = w.HBox([self.title, self.refresh_button])
+            super().__init__([heading, self.table, self.controls, self.status], **kwargs)
+            self.add_class("kameleon-checkpoints")
         earlier = self._live.get(id(session))
         if earlier is not None and earlier is not self:
             earlier.freeze()
@@ -163,6 +178,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             self._say(f"Changes: {err}", error=True)
             return
         self.status.value = view._repr_html_()
+        self._status_text = repr(view)
 
     def ask_delete(self, step_id: str) -> None:
         """Delete, first click: ask to confirm (nothing is removed yet)."""
@@ -209,10 +225,25 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------ forms
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            bundle["text/plain"] = repr(self)  # ipywidgets cuts it at 110 characters
-            bundle["text/html"] = self.snapshot_html()  # no widget renderer, or no kernel
+        if bundle is not None:  # the forms shown where no widget can be drawn
+            if self.rows_apart:  # the rows are in their own display
+                bundle.update(self._status_forms())
+            else:
+                bundle["text/plain"] = repr(self)  # ipywidgets cuts it at 110 characters
+                bundle["text/html"] = self.snapshot_html()
         return bundle
+
+    def rows_view(self, *, live: bool = True) -> dict[str, str]:
+        """The title and rows, as static HTML and text (the display of ``rows_apart``)."""
+        kind = "kameleon-checkpoints" if live else "kameleon-checkpoints-snapshot"
+        return {
+            "text/html": f"<div class='{kind}'>{self.title.value}{self.table.value}</div>",
+            "text/plain": repr(self),
+        }
+
+    def _status_forms(self) -> dict[str, str]:
+        html = f"<div class='kameleon-checkpoints-status'>{self.status.value}</div>"
+        return {"text/html": html if self.status.value else "", "text/plain": self._status_text}
 
     def __repr__(self) -> str:
         """The table as text (what a frontend without widgets shows)."""
@@ -220,6 +251,10 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         rows = [(*_cells(r), "here" if r.step_id == self.head else "") for r in self.rows]
         title = f"Checkpoints of '{self.session.recipe.name}': {len(rows)}"
         return title + ("\n" + text_table(header, rows) if rows else "")
+
+    def snapshot(self) -> dict[str, str]:
+        """What the table shows now, without widgets: static HTML and plain text."""
+        return {"text/html": self.snapshot_html(), "text/plain": repr(self)}
 
     def snapshot_html(self) -> str:
         """What the table shows now, as static HTML (title, rows, last status)."""
@@ -235,11 +270,12 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         showed then (a notebook's text talks about those), and a saved notebook shows
         them without a kernel.
         """
-        snapshot = self.snapshot_html()
-        if self.handle is not None:
-            from IPython.display import HTML  # noqa: PLC0415
-
-            self.handle.update(HTML(snapshot))  # type: ignore[no-untyped-call]
+        if self.rows_handle is not None:
+            self.rows_handle.update(self.rows_view(live=False), raw=True)
+            if self.handle is not None:
+                self.handle.update(self._status_forms(), raw=True)
+        elif self.handle is not None:
+            self.handle.update(self.snapshot(), raw=True)
         self.close()
 
     def close(self) -> None:
@@ -255,6 +291,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ drawing
     def _say(self, text: str, *, error: bool = False, detail: str = "") -> None:
+        self._status_text = f"{text}\n{detail.strip()[-2000:]}" if detail.strip() else text
         colour = "#b00" if error else "#060"
         body = f"<span style='color:{colour}'>{_escape(text)}</span>"
         if detail.strip():
@@ -282,6 +319,8 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         ids = [r.step_id for r in self.rows]
         self.choice.value = kept if kept in ids else (ids[-1] if ids else None)
         self._set_busy(self.session.busy)
+        if self.rows_handle is not None:
+            self.rows_handle.update(self.rows_view(), raw=True)
 
     def _set_busy(self, busy: bool) -> None:
         nothing = not self.rows
@@ -318,11 +357,17 @@ def _html_row(row: CheckpointInfo, *, here: bool) -> str:
     step_id, slug, created, size, state = _cells(row)
     marker = "◀ the tree is here" if here else ""
     style = " style='font-weight:bold'" if here else ""
-    return (
-        f"<tr{style}><td><code>{step_id}</code></td><td>{_escape(slug)}</td><td>{created}</td>"
-        f"<td>{size}</td><td><span class='kameleon-{state}'>{state}</span></td>"
-        f"<td>{marker}</td></tr>"
+    cells = (
+        f"<code>{step_id}</code>",
+        _escape(slug),
+        created,
+        size,
+        f"<span class='kameleon-{state}'>{state}</span>",
+        marker,
     )
+    # left-aligned as their headers (JupyterLab right-aligns table cells)
+    line = "".join(f"<td style='text-align:left'>{c}</td>" for c in cells)
+    return f"<tr{style}>{line}</tr>"
 
 
 def _close_tree(*widgets: w.Widget) -> None:
@@ -381,6 +426,10 @@ class BuildProgress(w.VBox):  # type: ignore[misc]
             bundle["text/plain"] = repr(self)
             bundle["text/html"] = self.snapshot_html()
         return bundle
+
+    def snapshot(self) -> dict[str, str]:
+        """The progress without widgets: static HTML and its one line of plain text."""
+        return {"text/html": self.snapshot_html(), "text/plain": repr(self)}
 
     def snapshot_html(self) -> str:
         """The progress as static HTML: the last line, then each step's output, folded."""

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from .lab import REPO, Lab, expect
+from .lab import REPO, Lab, Notebook, expect
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,6 +18,17 @@ pytestmark = [
 STEP = "setup/configure_system/set_hostname"
 
 
+def _run_new_cell(nb: Notebook, source: str) -> None:
+    """Add a cell at the end of the notebook, type ``source`` into it and run it."""
+    nb.activate()
+    nb.cells().last.locator(".jp-InputArea-editor").click()
+    nb.page.keyboard.press("Escape")
+    nb.page.keyboard.press("b")
+    nb.page.keyboard.press("Enter")
+    nb.page.keyboard.type(source)
+    nb.page.keyboard.press("Shift+Enter")
+
+
 def test_restore_from_the_checkpoint_table(lab: Lab) -> None:
     lab.copy(REPO / "examples")  # the notebook loads ../examples/...
     notebooks = lab.copy(REPO / "notebooks")
@@ -26,23 +37,21 @@ def test_restore_from_the_checkpoint_table(lab: Lab) -> None:
 
     # after Run All the motd is the one of the last cell
     assert "Restored, then changed: kameleon-busybox" in nb.output_text("%%microstep motd")
-    table = "%kameleon checkpoints"
+    # every table kept what its cell showed (later cells froze them): no controls left
+    assert nb.output("%kameleon checkpoints").locator("select").count() == 0
+    # a new table is live: its Restore button acts
+    table = "%kameleon checkpoints  # now"
+    _run_new_cell(nb, table)
     nb.choose(STEP, cell=table)
     nb.click("Restore", cell=table)
-    clicked = nb.output(table).last  # the button used is the one of the last table
+    clicked = nb.output(table).last
     expect(clicked).to_contain_text(f"({STEP}):", timeout=30_000)
     status = clicked.inner_text()
     assert "the files and the context shells' variables are back at that step" in status
     lab.screenshot("02-checkpoints-restore")
 
     # the appliance is back at that step: seen from inside it, through a new cell
-    nb.activate()
-    nb.cells().last.locator(".jp-InputArea-editor").click()
-    nb.page.keyboard.press("Escape")
-    nb.page.keyboard.press("b")
-    nb.page.keyboard.press("Enter")
-    nb.page.keyboard.type("%kameleon shell in cd /etc && ls -1")
-    nb.page.keyboard.press("Shift+Enter")
+    _run_new_cell(nb, "%kameleon shell in cd /etc && ls -1")
     output = nb.output("%kameleon shell in cd /etc && ls -1")
     expect(output).to_contain_text("hostname", timeout=60_000)
     listing = output.inner_text().split()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from kameleon_nb.core import messages
@@ -14,7 +16,7 @@ from kameleon_nb.core.model import (
     Section,
     StepId,
 )
-from kameleon_nb.core.plan import Action, BuildOptions, plan_build
+from kameleon_nb.core.plan import Action, BuildOptions, find_row, plan_build
 from kameleon_nb.errors import BuildError
 
 P = CheckpointPolicy
@@ -144,3 +146,19 @@ def test_unknown_window_bound_names_the_dry_run():
     recipe = recipe_of(P.USE_CACHE)
     with pytest.raises(BuildError, match="use the dryrun and list checkpoints options"):
         plan_build(recipe, ids(), BuildOptions(True, begin="nope"))
+
+
+def test_a_checkpoint_is_named_by_id_or_slug_and_a_stale_one_by_id_only():
+    @dataclass
+    class Row:
+        step_id: str
+        slug: str
+
+    valid = [Row("a1", "setup/m/s1"), Row("b2", "setup/m/s2"), Row("c3", "setup/m/s2")]
+    stale = [Row("d4", "setup/m/s1"), Row("e5", "setup/m/old")]
+    assert find_row(valid, "setup/m/s2", last=True) is valid[2]
+    assert find_row(valid, "setup/m/s2", last=False) is valid[1]
+    assert find_row(valid, "b2", last=True, stale=stale) is valid[1]
+    assert find_row(valid, "e5", last=True, stale=stale) is stale[1]
+    assert find_row(valid, "setup/m/old", last=True, stale=stale) is None  # slug of a stale one
+    assert find_row(valid, "setup/m/s1", last=True, stale=stale) is valid[0]

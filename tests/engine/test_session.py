@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kameleon_nb.core.cells import parse_microstep_line
 from kameleon_nb.engine.session import Session
 
 from .fakes import MemoryCheckpoints, fake_shells
@@ -24,14 +23,14 @@ def test_a_checkpoint_size_is_asked_once_until_the_checkpoint_is_made_again(tmp_
     session = Session.scratch(
         cwd=str(tmp_path), checkpointing=True, shells=shells, checkpoints=backend
     )
-    first = session.run_cell(parse_microstep_line("a --context local"), "true")
-    session.run_cell(parse_microstep_line("b --context local"), "true")
+    first = session.run_microstep("a", [{"exec_local": "true"}])
+    session.run_microstep("b", [{"exec_local": "true"}])
     for _ in range(3):
         rows = session.checkpoints()
     assert [r.size for r in rows] == [0, 0]
     assert sorted(backend.sized) == sorted(r.step_id for r in rows)  # once each
     session.restore(first.slug)
-    session.run_cell(parse_microstep_line("b --context local"), "true")  # b made again
+    session.run_microstep("b", [{"exec_local": "true"}])  # b made again
     session.checkpoints()
     assert backend.sized.count(rows[1].step_id) == 2
     assert backend.sized.count(rows[0].step_id) == 1

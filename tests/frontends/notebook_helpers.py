@@ -14,13 +14,18 @@ import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kameleon_nb.core.cells import magic_of, parse_microstep_line, parse_recipe_line, split_cell
 from kameleon_nb.core.model import CheckpointPolicy
 from kameleon_nb.core.stepid import chain_step_ids
 from kameleon_nb.engine.recipes import open_recipe
 from kameleon_nb.engine.session import Session
-from kameleon_nb.errors import RecipeError
-from kameleon_nb.frontends.notebook import CellKind, NotebookCell, RecipeExport
+from kameleon_nb.frontends.notebook.cells import (
+    body_commands,
+    magic_of,
+    parse_microstep_line,
+    parse_recipe_line,
+    split_cell,
+)
+from kameleon_nb.frontends.notebook.files import CellKind, NotebookCell, RecipeExport
 
 #: a fixed uuid, so that recipes using $${kameleon_uuid} get the same ids twice
 PIN = {
@@ -142,13 +147,10 @@ def session_plan(
                     cli_globals={**PIN, **cli_globals},
                     build_path=str(build),
                 )
-            try:
-                session.define(parse_microstep_line(magic[1]), body)
-            except RecipeError as err:
-                # a microstep that only declares hooks is dropped from the plan: the
-                # session records it, then finds no microstep to return
-                if "The recipe has no microstep" not in str(err):
-                    raise
+            line = parse_microstep_line(magic[1])
+            items = body_commands(body, line.context, line.on_checkpoint, source=line.name)
+            where = session.place(line.name, line.section, line.macrostep)
+            session.define(*where, line.name, items)
     assert session is not None
     return [(m.slug, m.step_id) for m in session.recipe.microsteps()]
 

@@ -439,3 +439,34 @@ def test_a_cell_deleted_from_the_saved_notebook_leaves_the_recipe(
     assert "fresh" not in plan[0]
     result, _, _ = run(ipython, "%kameleon forget nosuch")
     assert "Cannot forget 'nosuch'" in str(result.error_in_exec)
+
+
+def test_a_table_keeps_what_its_cell_showed_when_a_later_cell_changes_the_session(ipython, recipe):
+    ok(ipython, f"%kameleon load {recipe.name} --enable-checkpoint")
+    ok(ipython, "%kameleon build -c")
+    _, shown = ok(ipython, "%kameleon checkpoints")
+    assert shown[0].startswith("Checkpoints of 'appliance': 2\n")
+
+    def table_updates(source: str) -> list[str]:
+        with capture_output() as captured:
+            assert ipython.run_cell(source).success
+        return [
+            o.data["text/plain"]
+            for o in captured.outputs
+            if o.update and o.data.get("text/plain", "").startswith("Checkpoints of")
+        ]
+
+    # reading cells leave the table live ...
+    assert table_updates("%kameleon plan") == []
+    assert table_updates("%kameleon shell in ls") == []
+    # ... a cell that changes the checkpoints freezes it first, as its cell showed it
+    frozen = table_updates("%kameleon build -c -g greeting:bye")
+    assert len(frozen) == 1
+    assert frozen[0].startswith("Checkpoints of 'appliance': 2\n")
+    assert "stale" not in frozen[0]
+    # the new state is for a new table; nothing updates the frozen one any more
+    _, shown = ok(ipython, "%kameleon checkpoints")
+    assert shown[0].startswith("Checkpoints of 'appliance': 3\n")
+    assert "stale" in shown[0]
+    assert table_updates("%%microstep extra\necho x > etc/extra\n") == [shown[0]]
+    assert table_updates("%kameleon build -c") == []

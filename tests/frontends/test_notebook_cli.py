@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kameleon_nb.frontends.notebook import CellKind, NotebookCell, write_notebook
+from kameleon_nb.frontends.notebook.files import CellKind, NotebookCell, write_notebook
 from tests.frontends.notebook_helpers import copy_tree, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kameleon_nb.errors import ExportError, NotebookError, UsageError
-from kameleon_nb.frontends.notebook import (
+from kameleon_nb.frontends.notebook.files import (
     CellKind,
     NotebookCell,
     export_notebook,
@@ -475,7 +475,7 @@ def test_a_symlinked_recipe_is_written_through_its_link(tmp_path):
 
 
 def test_a_failed_export_puts_every_file_back(hello, tmp_path, monkeypatch):
-    from kameleon_nb.frontends import notebook
+    from kameleon_nb.frontends.notebook import files as notebook
 
     work, cells = hello
     before = snapshot(work)

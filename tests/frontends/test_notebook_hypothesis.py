@@ -20,9 +20,9 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kameleon_nb.core.cells import magic_of, split_cell
 from kameleon_nb.errors import KameleonError
-from kameleon_nb.frontends.notebook import (
+from kameleon_nb.frontends.notebook.cells import magic_of, split_cell
+from kameleon_nb.frontends.notebook.files import (
     CellKind,
     NotebookCell,
     export_notebook,

@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from kameleon_nb.frontends.notebook import CellKind, read_notebook, recipe_cells, recipe_notebook
-from kameleon_nb.frontends.notebook_model import render_microstep
-from kameleon_nb.frontends.notebook_yaml import YamlDoc
+from kameleon_nb.frontends.notebook.files import (
+    CellKind,
+    read_notebook,
+    recipe_cells,
+    recipe_notebook,
+)
+from kameleon_nb.frontends.notebook.model import render_microstep
+from kameleon_nb.frontends.notebook.yaml_text import YamlDoc
 from tests.frontends.notebook_helpers import copy_tree
 
 ROOT = Path(__file__).resolve().parents[2]

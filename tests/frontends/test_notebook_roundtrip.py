@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from kameleon_nb.frontends.notebook import (
+from kameleon_nb.frontends.notebook.files import (
     export_notebook,
     read_notebook,
     recipe_notebook,

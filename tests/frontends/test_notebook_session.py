@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from IPython.utils.capture import capture_output
 
-from kameleon_nb.frontends.notebook import CellKind, recipe_cells
+from kameleon_nb.frontends.notebook.files import CellKind, recipe_cells
 from tests.frontends.notebook_helpers import copy_tree, plan_of
 from tests.frontends.recipes import DIRECTORY_APPLIANCE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from kameleon_nb.frontends.notebook_yaml import (
+from kameleon_nb.frontends.notebook.yaml_text import (
     NewItem,
     ScalarEdit,
     SeqEdit,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kameleon_nb.core.cells import parse_microstep_line
 from kameleon_nb.core.plan import BuildOptions
 from kameleon_nb.engine.events import CommandOutput
 from kameleon_nb.engine.session import Session
+from kameleon_nb.frontends.notebook.cells import body_commands, parse_microstep_line
 from kameleon_nb.frontends.widgets import BuildProgress, CheckpointTable
 from tests.frontends.recipes import DIRECTORY_APPLIANCE
 
@@ -47,7 +47,11 @@ def etc(tmp_path: Path) -> set[str]:
 
 
 def cell(session, line, body):
-    return session.run_cell(parse_microstep_line(line), body)
+    parsed = parse_microstep_line(line)
+    items = body_commands(body, parsed.context, parsed.on_checkpoint, source=parsed.name)
+    return session.run_microstep(
+        parsed.name, items, section=parsed.section, macrostep=parsed.macrostep
+    )
 
 
 def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back(session, tmp_path):
@@ -178,7 +182,7 @@ def test_build_progress_follows_the_build(session):
 
 
 def test_build_progress_shows_the_failing_step(session):
-    session.define(parse_microstep_line("boom --section setup --macrostep files"), "exit 7")
+    session.define("setup", "files", "boom", [{"exec_in": "exit 7"}])
     progress = BuildProgress()
     session.subscribe(progress)
     with pytest.raises(Exception, match="exit status 7"):
@@ -270,7 +274,7 @@ def test_a_superseded_table_keeps_what_it_showed(session):
     class Handle:
         shown = None
 
-        def update(self, obj):
+        def update(self, obj, **kwargs):
             self.shown = obj
 
     first = CheckpointTable(session)
@@ -278,9 +282,10 @@ def test_a_superseded_table_keeps_what_it_showed(session):
     shown_then = first.table.value
     CheckpointTable(session)  # a newer table of the session
     assert first.handle.shown is not None
-    assert shown_then in first.handle.shown.data  # the rows it showed, as static HTML
+    assert shown_then in first.handle.shown["text/html"]  # the rows it showed, as static HTML
+    assert first.handle.shown["text/plain"].startswith("Checkpoints of 'r': ")
     cell(session, "later --context in", "echo later > etc/later")
-    assert "setup/notebook/later" not in first.handle.shown.data  # frozen: no refresh
+    assert "setup/notebook/later" not in first.handle.shown["text/html"]  # frozen
 
 
 def test_build_progress_snapshot_is_static_html(session):
@@ -303,3 +308,42 @@ def test_changes_shows_what_the_chosen_step_changed(session):
     table.choose(table.rows[0].step_id)
     table.changes_button.click()
     assert "etc" in table.status.value
+
+
+def test_rows_apart_the_title_and_rows_are_a_display_of_their_own(session):
+    """What %kameleon checkpoints shows: rows readable without widgets, live until frozen."""
+
+    class Handle:
+        def __init__(self) -> None:
+            self.shown: list[dict[str, str]] = []
+
+        def update(self, obj, **kwargs):
+            assert kwargs == {"raw": True}
+            self.shown.append(obj)
+
+    session.build(BuildOptions(checkpointing=True))
+    table = CheckpointTable(session, rows_apart=True)
+    assert table.title not in table.children
+    assert table.table not in table.children
+    table.rows_handle, table.handle = Handle(), Handle()
+    first = table.rows_view()
+    assert first["text/html"].startswith("<div class='kameleon-checkpoints'>")
+    assert "kameleon-checkpoint-rows" in first["text/html"]
+    assert first["text/plain"] == repr(table)
+    # the widget's own forms (no kernel, nbconvert) hold the status only, not the rows again
+    bundle = table._repr_mimebundle_()
+    assert "kameleon-checkpoint-rows" not in bundle["text/html"]
+
+    cell(session, "later --context in", "echo later > etc/later")  # the table follows
+    assert "setup/notebook/later" in table.rows_handle.shown[-1]["text/html"]
+    table.restore(table.rows[0].step_id)
+    assert table.rows_handle.shown[-1]["text/html"].count("the tree is here") == 1
+
+    table.freeze()
+    frozen = table.rows_handle.shown[-1]
+    assert frozen["text/html"].startswith("<div class='kameleon-checkpoints-snapshot'>")
+    assert "setup/notebook/later" in frozen["text/html"]
+    assert table.handle.shown[-1]["text/plain"].startswith("Restored checkpoint ")
+    updates = len(table.rows_handle.shown)
+    cell(session, "after --context in", "echo after > etc/after")
+    assert len(table.rows_handle.shown) == updates  # frozen: nothing follows any more

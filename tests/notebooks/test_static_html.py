@@ -4,6 +4,7 @@ a saved notebook without a kernel show): every kameleon table and summary is the
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -44,5 +45,15 @@ def test_the_rendered_html_shows_every_table(path: Path, tmp_path: Path) -> None
     builds = _count(nb, "%kameleon build")
     assert html.count("kameleon-progress-snapshot") >= builds
     assert html.count("Build of &#x27;") + html.count("Build of '") >= builds
+    # ... and as plain text (a terminal, nbconvert --to markdown): no "<... object>"
+    plain = [
+        str(output.data.get("text/plain", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "data" in output
+    ]
+    assert not [p for p in plain if re.fullmatch(r"<[\w.]+ object( at 0x[0-9a-f]+)?>", p)]
+    assert sum(p.startswith("Build progress: ") for p in plain) >= builds
     if _count(nb, "%kameleon plan") or _count(nb, "%kameleon load"):
         assert "<table class='kameleon-nb'>" in html or '<table class="kameleon-nb">' in html

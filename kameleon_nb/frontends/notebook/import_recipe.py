@@ -15,10 +15,10 @@ import os
 import shlex
 from collections.abc import Mapping
 
-from kameleon_nb.core.cells import MicrostepLine
 from kameleon_nb.core.loader import read_text
 from kameleon_nb.engine.recipes import BUILTIN_STEPS_DIR, load, resolve
-from kameleon_nb.frontends.notebook_model import (
+from kameleon_nb.frontends.notebook.cells import MicrostepLine
+from kameleon_nb.frontends.notebook.model import (
     METADATA_KEY,
     CellKind,
     NotebookCell,
@@ -31,7 +31,7 @@ from kameleon_nb.frontends.notebook_model import (
     render_microstep,
     valid_line,
 )
-from kameleon_nb.frontends.notebook_yaml import markdown_of_comments
+from kameleon_nb.frontends.notebook.yaml_text import markdown_of_comments
 
 __all__ = ["LOAD_EXTENSION", "recipe_cells"]
 

@@ -28,9 +28,9 @@ from kameleon_nb.errors import (
     NotebookError,
     UsageError,
 )
-from kameleon_nb.frontends.notebook_export import ExportedFile, RecipeExport, plan_export
-from kameleon_nb.frontends.notebook_import import recipe_cells
-from kameleon_nb.frontends.notebook_model import CellKind, NotebookCell
+from kameleon_nb.frontends.notebook.export import ExportedFile, RecipeExport, plan_export
+from kameleon_nb.frontends.notebook.import_recipe import recipe_cells
+from kameleon_nb.frontends.notebook.model import CellKind, NotebookCell
 
 __all__ = [
     "CellKind",

@@ -16,7 +16,10 @@ import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kameleon_nb.core.cells import (
+from kameleon_nb.core.contexts import ContextName
+from kameleon_nb.core.loader import LoadedRecipe, StepsDirs, read_text
+from kameleon_nb.core.model import SECTIONS, CheckpointPolicy, ResolvedRecipe
+from kameleon_nb.frontends.notebook.cells import (
     MicrostepLine,
     body_commands,
     format_microstep_line,
@@ -24,10 +27,7 @@ from kameleon_nb.core.cells import (
     shell_body,
     shell_value,
 )
-from kameleon_nb.core.contexts import ContextName
-from kameleon_nb.core.loader import LoadedRecipe, StepsDirs, read_text
-from kameleon_nb.core.model import SECTIONS, CheckpointPolicy, ResolvedRecipe
-from kameleon_nb.frontends.notebook_yaml import ItemLayout, YamlDoc, emit_items, same_data
+from kameleon_nb.frontends.notebook.yaml_text import ItemLayout, YamlDoc, emit_items, same_data
 
 __all__ = [
     "METADATA_KEY",

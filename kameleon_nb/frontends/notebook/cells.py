@@ -29,21 +29,18 @@ from dataclasses import dataclass, field
 from kameleon_nb.core.contexts import ContextName
 from kameleon_nb.core.loader import parse_yaml
 from kameleon_nb.core.model import SECTIONS, CheckpointPolicy
+from kameleon_nb.core.placement import DEFAULT_MACROSTEP, DEFAULT_SECTION
 from kameleon_nb.errors import RecipeError, UsageError
+from kameleon_nb.frontends.arguments import add_globals_option, new_parser, parse_global
 
 __all__ = [
-    "DEFAULT_MACROSTEP",
-    "DEFAULT_SECTION",
     "MicrostepLine",
     "RecipeLine",
-    "add_globals_option",
     "body_commands",
     "format_microstep_line",
     "is_yaml_body",
     "magic_of",
     "microstep_parser",
-    "new_parser",
-    "parse_global",
     "parse_microstep_line",
     "parse_recipe_line",
     "recipe_parser",
@@ -52,43 +49,9 @@ __all__ = [
     "split_cell",
 ]
 
-#: Where a ``%%microstep`` cell goes when its line names no section.
-DEFAULT_SECTION = "setup"
-#: ... and no macrostep (and the recipe has no microstep of that name).
-DEFAULT_MACROSTEP = "notebook"
-
 # letters, digits, "_", then also ".", "+", "-": a name is also a file name (steps/S/M.yaml)
 _NAME = re.compile(r"\w[\w.+-]*")
 _POLICIES = tuple(p.value for p in CheckpointPolicy)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises :class:`UsageError` instead of exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
-        raise UsageError(message or f"{self.prog}: exit {status}")
-
-
-def new_parser(prog: str, description: str = "") -> argparse.ArgumentParser:
-    """An argument parser that raises :class:`UsageError` instead of exiting."""
-    return _Parser(prog=prog, add_help=False, description=description or None)
-
-
-def add_globals_option(parser: argparse.ArgumentParser) -> None:
-    """``-g``/``--global key:value ...`` (repeatable), into ``args.globals``."""
-    parser.add_argument(
-        "-g",
-        "--global",
-        dest="globals",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY:VALUE",
-        help="override global variables",
-    )
 
 
 def microstep_parser() -> argparse.ArgumentParser:
@@ -197,18 +160,6 @@ class RecipeLine:
     cli_globals: dict[str, str] = field(default_factory=dict)
     checkpointing: bool = False
     build_path: str | None = None
-
-
-def parse_global(item: str) -> tuple[str, str]:
-    """Split one ``key:value`` of ``-g`` (the value may hold more colons).
-
-    Raises:
-        UsageError: no colon, or an empty key.
-    """
-    key, sep, value = item.partition(":")
-    if not sep or not key:
-        raise UsageError(f"-g expects key:value, got '{item}'")
-    return key, value
 
 
 def parse_recipe_line(kind: str, line: str) -> RecipeLine:

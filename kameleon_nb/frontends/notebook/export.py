@@ -28,9 +28,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kameleon_nb.core.cells import (
-    DEFAULT_MACROSTEP,
-    DEFAULT_SECTION,
+from kameleon_nb.core.loader import LoadedRecipe, StepsDirs, read_text
+from kameleon_nb.core.model import ResolvedRecipe
+from kameleon_nb.core.placement import place_microstep
+from kameleon_nb.engine.recipes import BUILTIN_RECIPES_DIR, BUILTIN_STEPS_DIR, load, resolve
+from kameleon_nb.errors import KameleonError, NotebookError, RecipeError, YamlError
+from kameleon_nb.frontends.notebook.cells import (
     MicrostepLine,
     RecipeLine,
     is_yaml_body,
@@ -39,12 +42,8 @@ from kameleon_nb.core.cells import (
     parse_recipe_line,
     split_cell,
 )
-from kameleon_nb.core.loader import LoadedRecipe, StepsDirs, read_text
-from kameleon_nb.core.model import ResolvedRecipe
-from kameleon_nb.engine.recipes import BUILTIN_RECIPES_DIR, BUILTIN_STEPS_DIR, load, resolve
-from kameleon_nb.errors import KameleonError, NotebookError, YamlError
-from kameleon_nb.frontends.notebook_import import LOAD_EXTENSION
-from kameleon_nb.frontends.notebook_model import (
+from kameleon_nb.frontends.notebook.import_recipe import LOAD_EXTENSION
+from kameleon_nb.frontends.notebook.model import (
     CellBody,
     CellKind,
     FileMicrostep,
@@ -56,7 +55,7 @@ from kameleon_nb.frontends.notebook_model import (
     render_microstep,
     same_microstep,
 )
-from kameleon_nb.frontends.notebook_yaml import NewItem, ScalarEdit, SeqEdit, edit_yaml
+from kameleon_nb.frontends.notebook.yaml_text import NewItem, ScalarEdit, SeqEdit, edit_yaml
 
 __all__ = ["ExportedFile", "RecipeExport", "plan_export"]
 
@@ -248,27 +247,12 @@ def _locate(cells: _Cells, recipe: ResolvedRecipe, *, allow_redefinition: bool) 
     kept: list[_Microstep] = []
     for cell in cells.microsteps:
         line = cell.line
-        if line.section is not None and line.macrostep is not None:
-            section, macrostep = line.section, line.macrostep
-        else:
-            found = {
-                (s, m)
-                for s, m, n in (*known, *defined)
-                if n == line.name
-                and (line.section is None or s == line.section)
-                and (line.macrostep is None or m == line.macrostep)
-            }
-            if len(found) > 1:
-                where = ", ".join(f"{s}/{m}" for s, m in sorted(found))
-                raise NotebookError(
-                    f"{cell.name}: microstep '{line.name}' is in several macrosteps "
-                    f"({where}); say which with --section and --macrostep"
-                )
-            section, macrostep = (
-                found.pop()
-                if found
-                else (line.section or DEFAULT_SECTION, line.macrostep or DEFAULT_MACROSTEP)
+        try:
+            section, macrostep = place_microstep(
+                (*known, *defined), line.name, line.section, line.macrostep
             )
+        except RecipeError as err:
+            raise NotebookError(f"{cell.name}: {err}") from None
         cell.section, cell.macrostep = section, macrostep
         key = (section, macrostep, line.name)
         if key in defined:
