@@ -219,6 +219,8 @@ class SectionItem:
 
     item: object
     origin: str
+    #: its position in its file's section list (``kameleon lint`` points at it)
+    index: int = -1
 
 
 @dataclass(slots=True)
@@ -362,11 +364,11 @@ def _section_items(data: Mapping[str, object], section: str, origin: str) -> lis
     if not isinstance(value, list):
         return []
     items: list[SectionItem] = []
-    for entry in value:
+    for index, entry in enumerate(value):
         if isinstance(entry, list) and entry == [_BASE]:
-            items.append(SectionItem(_BASE, origin))
+            items.append(SectionItem(_BASE, origin, index))
         else:
-            items.append(SectionItem(entry, origin))
+            items.append(SectionItem(entry, origin, index))
     return items
 
 

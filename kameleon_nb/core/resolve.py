@@ -55,9 +55,11 @@ from kameleon_nb.errors import (
 )
 
 __all__ = [
+    "RecipeLookups",
     "ResolveOptions",
     "builtin_globals",
     "check_loadable",
+    "recipe_lookups",
     "resolve_recipe",
     "upstream_text",
 ]
@@ -1222,3 +1224,44 @@ def _number_and_hash(built: list[tuple[str, list[_BuiltMacrostep]]]) -> tuple[Se
             )
         )
     return tuple(sections)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeLookups:
+    """What upstream's non-strict load finds for a recipe (``kameleon lint`` checks with it).
+
+    Attributes:
+        steps_dirs: the steps directories, in search order (kameleon_nb's last).
+        include_steps: the resolved ``include_steps``.
+        aliases: alias names to their commands.
+        alias_files: the aliases files read.
+        checkpoint_file: the checkpoint mechanism's file (None: inline or none).
+    """
+
+    steps_dirs: StepsDirs
+    include_steps: tuple[str, ...]
+    aliases: Mapping[str, list[object]]
+    alias_files: tuple[str, ...]
+    checkpoint_file: str | None
+
+
+def recipe_lookups(loaded: LoadedRecipe, options: ResolveOptions, *, cwd: str) -> RecipeLookups:
+    """Run upstream's non-strict load of globals, aliases and checkpoint, and say what it found.
+
+    Raises:
+        KameleonError: what :func:`resolve_recipe` raises for the same parts.
+    """
+    resolver = _Resolver(loaded, options, cwd)
+    resolver.load_globals()
+    resolver.load_aliases()
+    alias_files = tuple(resolver.step_files[len(loaded.include_files) :])
+    checkpoint = _read_checkpoint(resolver)
+    return RecipeLookups(
+        steps_dirs=resolver.steps_dirs,
+        include_steps=tuple(resolver.include_steps()),
+        aliases=dict(resolver.aliases),
+        alias_files=alias_files,
+        checkpoint_file=(
+            checkpoint[0] if checkpoint is not None and checkpoint[0] != loaded.abspath else None
+        ),
+    )

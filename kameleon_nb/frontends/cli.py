@@ -134,6 +134,11 @@ def _build_parser() -> _Parser:
         metavar="SECONDS",
         help="interrupt any single command that runs longer than this",
     )
+    build.add_argument(
+        "--strict",
+        action="store_true",
+        help="run 'kameleon lint' first and refuse to start on any finding (exit 6)",
+    )
 
     info = commands.add_parser("info", help="describe a recipe")
     info.add_argument("recipes", nargs="*", help="recipe files")
@@ -165,6 +170,22 @@ def _build_parser() -> _Parser:
     diff.add_argument("--json", action="store_true", help="one JSON object (machine use)")
     _add_common(diff)
     _add_globals(diff)
+
+    lint = commands.add_parser(
+        "lint", help="report unknown keys, commands, values, unused globals... (exit 1 on findings)"
+    )
+    lint.add_argument("recipes", nargs="*", help="recipe files")
+    _add_common(lint)
+    _add_globals(lint)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a recipe file format")
+    schema.add_argument(
+        "kind",
+        nargs="?",
+        default="recipe",
+        choices=("recipe", "steps", "aliases", "checkpoint"),
+        help="which format (default: recipe)",
+    )
 
     export = commands.add_parser("export-recipe", help="write the recipe of a notebook")
     export.add_argument("notebook", nargs="?", help="the .ipynb file")
@@ -216,6 +237,16 @@ def _run(argv: Sequence[str]) -> int:
                 'Usage: "kameleon notebook RECIPE_PATH [-o NOTEBOOK.ipynb] [-g key:value ...]"'
             )
         return commands.notebook(recipe, cli_globals, output=args.output, force=args.force)
+    if args.command == "lint":
+        recipes = list(args.recipes) + stray
+        if not recipes:
+            raise UsageError(
+                'ERROR: "kameleon lint" was called with no arguments\n'
+                'Usage: "kameleon lint RECIPE_PATH... [-g key:value ...]"'
+            )
+        return commands.lint(recipes, cli_globals)
+    if args.command == "schema":
+        return commands.schema(args.kind)
     if args.command == "export-recipe":
         if not args.notebook:
             raise UsageError(

@@ -13,7 +13,7 @@ from kameleon_nb.engine.recipes import open_recipe
 from kameleon_nb.frontends.arguments import build_options, cache_options
 from kameleon_nb.frontends.render import checkpoint_table, dryrun_lines, info_lines
 
-__all__ = ["build", "diff", "export_recipe", "info", "notebook"]
+__all__ = ["build", "diff", "export_recipe", "info", "lint", "notebook", "schema"]
 
 
 def _say(lines: list[str]) -> None:
@@ -73,6 +73,8 @@ def build(path: str | None, cli_globals: Mapping[str, str], args: argparse.Names
             path = source.recipe
         cli_globals = {**source.cli_globals, **cli_globals}
     assert path is not None
+    if getattr(args, "strict", False):
+        _refuse_on_findings(path, cli_globals)
     if not listing:  # upstream lists at its error level: no override lines
         _say_overrides(cli_globals)
     recipe = open_recipe(
@@ -154,3 +156,42 @@ def diff(
             data, lines = found.to_json(), diff_lines(found)
     _say([json.dumps(data)] if args.json else lines)
     return 0
+
+
+def lint(recipes: list[str], cli_globals: Mapping[str, str]) -> int:
+    """``kameleon lint``: one line per finding, a summary; 1 when anything was found."""
+    from kameleon_nb.core.limits import shown_path  # noqa: PLC0415
+    from kameleon_nb.core.lint import summary  # noqa: PLC0415 - jsonschema loads slowly
+    from kameleon_nb.engine.lint import lint_recipes  # noqa: PLC0415
+
+    report = lint_recipes(recipes, cli_globals=cli_globals)
+    lines = [shown_path(str(finding)) for finding in report.findings]
+    _say([*lines, summary(report.findings, report.recipes)])
+    return 1 if report.findings else 0
+
+
+def schema(kind: str) -> int:
+    """``kameleon schema``: print the JSON Schema of one file format (for editors)."""
+    from kameleon_nb.core.lint import FileKind  # noqa: PLC0415
+    from kameleon_nb.engine.lint import schema_text  # noqa: PLC0415
+
+    sys.stdout.write(schema_text(FileKind(kind)))
+    sys.stdout.flush()
+    return 0
+
+
+def _refuse_on_findings(path: str, cli_globals: Mapping[str, str]) -> None:
+    """``build --strict``: lint first; any finding stops the build before it starts."""
+    from kameleon_nb.core.limits import shown_path  # noqa: PLC0415
+    from kameleon_nb.core.lint import summary  # noqa: PLC0415
+    from kameleon_nb.engine.lint import lint_recipes  # noqa: PLC0415
+    from kameleon_nb.errors import RecipeError  # noqa: PLC0415
+
+    report = lint_recipes([path], cli_globals=cli_globals)
+    if not report.findings:
+        return
+    _say([shown_path(str(finding)) for finding in report.findings])
+    raise RecipeError(
+        f"kameleon build --strict: {summary(report.findings, 1).split(': ', 1)[1]} for "
+        f"{path}; fix them (see 'kameleon lint {path}'), or build without --strict"
+    )
