@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from _pytest._code.code import ExceptionRepr
 
 # The notebooks under data/ are inputs of these tests, not tests: nbval must not collect them.
 collect_ignore_glob = ["data/*"]
@@ -102,7 +103,7 @@ def pytest_runtest_makereport(
     except Exception as error:  # a broken page must not turn a failure into an internal error
         text = f"  (no diagnostics: {error!r}); server log: {page.server.log_path}"
     longrepr = report.longrepr
-    if hasattr(longrepr, "addsection"):
+    if isinstance(longrepr, ExceptionRepr):
         longrepr.addsection("browser", text)
     else:
         report.sections.append(("browser", text))
