@@ -90,6 +90,8 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
     },
     # Every cell stays in the DOM, so off-screen cells can be found and read.
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    # As on Binder (binder/postBuild): a saved notebook keeps its widgets' state.
+    "@jupyter-widgets/jupyterlab-manager/plugin": {"saveState": True},
 }
 
 SERVER_START_TIMEOUT = 60.0

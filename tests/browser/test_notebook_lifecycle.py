@@ -194,7 +194,7 @@ class LiveTableUnreadable(AssertionError):
         "the output stays 'Loading widget...'"
     ),
 )
-def test_the_live_table_reads_when_reopened_without_kernel(lab: Lab) -> None:
+def test_the_last_table_reads_when_reopened(lab: Lab) -> None:
     path = write_notebook(
         lab.workdir / "live" / "lifecycle.ipynb",
         [CELLS[0], RECIPE, f"{MAKE_TREE}\nmkdir -p $${{rootfs}}/etc", BUILD, TABLE],
@@ -202,16 +202,32 @@ def test_the_live_table_reads_when_reopened_without_kernel(lab: Lab) -> None:
     nb = lab.open(path)
     nb.run_all()
     expect(nb.output(TABLE).locator(".kameleon-checkpoints")).to_contain_text("1 (1 valid)")
+    row = "bootstrap/base/make_tree"
 
+    # without a kernel
     reopened = reopen_without_kernel(lab, nb)
+    saved = json.loads(path.read_text())["metadata"]["widgets"]
+    assert saved["application/vnd.jupyter.widget-state+json"]["state"], "no widget state saved"
     expect(reopened.output(BUILD)).to_contain_text(f"{DONE} 1 run, 1 checkpoints created")
     table = reopened.output(TABLE)
     table.scroll_into_view_if_needed()
     try:
-        expect(table.get_by_text("bootstrap/base/make_tree")).to_be_visible(timeout=10_000)
+        expect(table.get_by_role("cell", name=row)).to_be_visible(timeout=10_000)
+        unreadable = None
     except AssertionError as error:
-        lab.screenshot("lifecycle-04-live-table-reopened-without-kernel")
-        raise LiveTableUnreadable(f"the table shows {table.inner_text()!r}") from error
+        unreadable = error
+        lab.screenshot("lifecycle-04-last-table-reopened-without-kernel")
+    shown = table.inner_text()
+    reopened.close()
+
+    # with a new kernel (Binder's case): the widget state saved with the notebook shows
+    renewed = lab.open(path)
+    table = renewed.output(TABLE)
+    expect(table.locator(".kameleon-checkpoints")).to_contain_text("1 (1 valid)")
+    expect(table.get_by_role("cell", name=row)).to_be_visible()
+    lab.screenshot("lifecycle-05-last-table-reopened-with-a-new-kernel")
+    if unreadable is not None:
+        raise LiveTableUnreadable(f"without a kernel the table shows {shown!r}") from unreadable
 
 
 class StaleTableLive(AssertionError):
@@ -240,7 +256,7 @@ def test_a_live_table_follows_the_cells_a_plan_drops(lab: Lab) -> None:
     # motd is gone, and with it the validity of its checkpoint and of the users one after it
     live = table.locator(".kameleon-checkpoints")
     shown = table.inner_text()
-    lab.screenshot("lifecycle-05-live-table-after-plan-dropped-a-cell", nb.cell(TABLE))
+    lab.screenshot("lifecycle-06-live-table-after-plan-dropped-a-cell", nb.cell(TABLE))
     if live.count() == 1 and "4 (4 valid)" in shown:
         table.get_by_role("button", name="Refresh").click()  # its name has the icon's too
         expect(live).not_to_contain_text("4 (4 valid)")
