@@ -544,6 +544,7 @@ class Notebook:
             self.page.keyboard.press("Escape")
             expect(cell).to_have_class(re.compile(r"\bjp-mod-selected\b"))
             expect(self.panel.locator(".jp-Notebook-cell.jp-mod-selected")).to_have_count(1)
+            expect(self.panel.locator(".jp-Notebook")).to_have_class(_COMMAND_MODE)
         return cell
 
     def delete_cell(self, which: int | str) -> None:
@@ -580,11 +581,16 @@ class Notebook:
             self.page.keyboard.press("b")  # a new cell below, selected
             expect(self.cells()).to_have_count(index + 1)
             expect(self.cells().nth(index)).to_have_class(re.compile(r"\bjp-mod-selected\b"))
-            self.page.keyboard.press("Enter")  # edit it
+            self.page.keyboard.press("Enter")  # edit it (keys typed before would be commands)
+            expect(self.cells().nth(index).locator(".cm-editor.cm-focused")).to_have_count(1)
             for number, line in enumerate(source.split("\n")):
                 if number:
                     self.page.keyboard.press("Enter")
                 self.page.keyboard.type(line)
+            # typed as is: no closing bracket or indent added by the editor
+            self.page.wait_for_function(
+                _JS_CELL_SOURCE_IS, arg=[self.panel_id, index, source], timeout=EFFECT_TIMEOUT_MS
+            )
             self.page.keyboard.press("Control+Enter")  # run it, stay on it: no new cell
             self.page.wait_for_function(
                 _JS_CELL_RAN, arg=[self.panel_id, index], timeout=timeout_ms
@@ -620,10 +626,7 @@ class Notebook:
 
     def shutdown_kernel(self) -> None:
         """Kernel > Shut Down Kernel; returns once the notebook has no kernel."""
-        with self.lab.diagnosed("shutting the kernel down"):
-            self.wait_kernel_idle()
-            self.activate()
-            self.lab.menu("Kernel", "Shut Down Kernel")
+        self._menu_until(("Kernel", "Shut Down Kernel"), _JS_KERNEL_STOPPING)
         self.wait_no_kernel()
 
     def close(self) -> None:
@@ -851,6 +854,25 @@ _JS_SAVED = """
   const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
   return !!widget && widget.context.model.dirty === false
     && !document.querySelector(`.lm-TabBar-tab[data-id='${panelId}']`)?.classList.contains('jp-mod-dirty');
+}
+"""
+
+_COMMAND_MODE = re.compile(r"\bjp-mod-commandMode\b")
+
+# A notebook being shut down: JupyterLab says so at once, before the server has answered.
+_JS_KERNEL_STOPPING = """
+(panelId) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  const context = widget?.sessionContext;
+  return !!context
+    && (['terminating', 'unknown', 'dead'].includes(context.kernelDisplayStatus) || context.hasNoKernel);
+}
+"""
+
+_JS_CELL_SOURCE_IS = """
+([panelId, index, source]) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  return widget?.content.model.cells.get(index)?.sharedModel.getSource() === source;
 }
 """
 
