@@ -1,9 +1,15 @@
 """A notebook's life in a real JupyterLab and Chromium (issue 14's browser acceptance).
 
 A person builds with checkpoints, deletes a ``%%microstep`` cell and saves: the recipe no
-longer has that microstep. They rebuild three times, each time with a checkpoint table:
-the widget models neither the kernel nor the page holds grow. They close the notebook and
-reopen it without a kernel: the build summaries and the tables still read.
+longer has that microstep (a cell run after the save stays). They rebuild three times,
+each time with a checkpoint table: the widget models neither the kernel nor the page
+holds grow. They close the notebook and reopen it without a kernel: the build summaries
+and the tables the later ones superseded still read.
+
+Two strict xfails pin what does not hold yet: the last (live) table of a notebook reopened
+without a kernel shows "Loading widget..." (it reads with a new kernel, from the widget
+state saved with the notebook), and a live table still calls valid the checkpoints of a
+microstep that a read-only verb (``%kameleon plan``) has just dropped.
 
 Everything runs rootless and in seconds: plain bash contexts on a directory tree,
 checkpointed with rsync. Screenshots go to ``tests/artifacts/lifecycle-*.png``.
@@ -61,6 +67,7 @@ CELLS = [
 
 # typed into new cells, as a person would
 PLAN = "%kameleon plan"
+ISSUE = '%%microstep issue --macrostep system\necho "$${hostname}" > etc/issue'
 REBUILD = "%kameleon build -c -F bootstrap/base/make_tree\n%kameleon checkpoints"
 COUNT = "import ipywidgets.widgets.widget as w; print('kernel widget models:', len(w._instances))"
 
@@ -111,7 +118,8 @@ def reopen_without_kernel(lab: Lab, nb: Notebook) -> Notebook:
     nb.save()
     nb.shutdown_kernel()
     nb.close()
-    assert lab.server.api("GET", "/api/sessions") == [], "a kernel outlived the notebook"
+    sessions = [s["path"] for s in lab.server.api("GET", "/api/sessions")]
+    assert not [p for p in sessions if p.endswith(f"/{nb.path.name}")], f"left: {sessions}"
     return lab.open(nb.path, kernel=False)
 
 
@@ -122,32 +130,37 @@ def test_delete_a_cell_rebuild_three_times_reopen_without_kernel(lab: Lab) -> No
     expect(nb.output(BUILD)).to_contain_text(f"{DONE} 4 run, 4 checkpoints created")
     expect(nb.output(TABLE)).to_contain_text("setup/system/motd")
 
-    # delete the motd cell, save: the next %kameleon reads the saved notebook
+    # one live checkpoint table: the widget models it takes, in the kernel and the page
+    kernel = [kernel_models(nb)]
+    page = [nb.widget_models()]
+
+    # delete the motd cell and save; run a new cell: the plan reads the saved notebook
     nb.delete_cell(MOTD)
     nb.save()
     assert not any(s.startswith(MOTD) for s in saved_sources(path))
+    expect(nb.run_new_cell(ISSUE)).to_contain_text("setup/system/issue: ok")
     plan = nb.run_new_cell(PLAN)
-    expect(plan).to_contain_text(DROPPED)
-    expect(plan).to_contain_text("recipe 'lifecycle': 3 microsteps")
+    expect(plan).to_contain_text(DROPPED)  # motd only: the issue cell ran after the save
+    expect(plan).to_contain_text("recipe 'lifecycle': 4 microsteps")
     rows = plan.locator("table tbody tr")
-    expect(rows).to_have_count(3)
-    assert [r.split("\t")[3] for r in rows.all_inner_texts()] == ["make_tree", "hostname", "users"]
+    expect(rows).to_have_count(4)
+    names = [row.split("\t")[3] for row in rows.all_inner_texts()]
+    assert names == ["make_tree", "hostname", "users", "issue"]
     plan.scroll_into_view_if_needed()
     lab.screenshot("lifecycle-01-after-delete-plan")
 
-    # three rebuilds, each showing a table: the models stay as many as with one table
-    kernel = [kernel_models(nb)]
-    page = [nb.widget_models()]
+    # three rebuilds, each showing a table: the models stay as many as with the first table
     for rebuild in range(1, 4):
         output = nb.run_new_cell(REBUILD)
-        expect(output).to_contain_text(f"{DONE} 2 run, 1 from checkpoint, 2 checkpoints created")
-        expect(output.locator(".kameleon-checkpoints")).to_contain_text("5 (3 valid)")
+        expect(output).to_contain_text(f"{DONE} 3 run, 1 from checkpoint, 3 checkpoints created")
+        # stale: motd, and users and issue as they were with motd before them
+        expect(output.locator(".kameleon-checkpoints")).to_contain_text("7 (4 valid)")
         kernel.append(kernel_models(nb))
         page.append(nb.widget_models())
         # one live table in the page; each earlier one kept what it showed, as HTML
         expect(nb.panel.locator(".kameleon-checkpoints")).to_have_count(1)
         expect(nb.panel.locator(".kameleon-checkpoints-snapshot")).to_have_count(rebuild)
-    print(f"widget models after the first table, then after rebuilds 1-3: {kernel=} {page=}")
+    print(f"widget models with the first table, then after rebuilds 1-3: {kernel=} {page=}")
     lab.screenshot("lifecycle-02-after-three-rebuilds")
     assert kernel[1] == kernel[2] == kernel[3], f"the kernel's models grew: {kernel}"
     assert page[1] == page[2] == page[3], f"the page's models grew: {page}"
@@ -157,7 +170,7 @@ def test_delete_a_cell_rebuild_three_times_reopen_without_kernel(lab: Lab) -> No
     # close, reopen the saved notebook with No Kernel: what a later reader sees
     reopened = reopen_without_kernel(lab, nb)
     panel = reopened.panel
-    expect(reopened.cells()).to_have_count(len(CELLS) - 1 + 1 + 1 + 2 * 3)
+    expect(reopened.cells()).to_have_count(len(CELLS) + 1 - 1 + 2 + 2 * 3)
     expect(panel).not_to_contain_text("Error displaying widget")
     expect(reopened.output(PLAN)).to_contain_text(DROPPED)
     summaries = panel.get_by_text(DONE)
@@ -172,8 +185,8 @@ def test_delete_a_cell_rebuild_three_times_reopen_without_kernel(lab: Lab) -> No
     expect(snapshots.first.get_by_text("setup/system/motd")).to_be_visible()
     last = snapshots.last
     last.scroll_into_view_if_needed()
-    expect(last).to_contain_text("Checkpoints of 'lifecycle': 5 (3 valid)")
-    expect(last.locator("tbody tr")).to_have_count(5)
+    expect(last).to_contain_text("Checkpoints of 'lifecycle': 7 (4 valid)")
+    expect(last.locator("tbody tr")).to_have_count(7)
     for row in last.locator("tbody tr").all():
         expect(row).to_be_visible()
     expect(last.get_by_text("◀ the tree is here")).to_be_visible()
