@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from _pytest._code.code import ExceptionRepr
 
 # The notebooks under data/ are inputs of these tests, not tests: nbval must not collect them.
 collect_ignore_glob = ["data/*"]
@@ -102,9 +101,9 @@ def pytest_runtest_makereport(
         text = page.diagnostics()
     except Exception as error:  # a broken page must not turn a failure into an internal error
         text = f"  (no diagnostics: {error!r}); server log: {page.server.log_path}"
-    longrepr = report.longrepr
-    if isinstance(longrepr, ExceptionRepr):
-        longrepr.addsection("browser", text)
+    addsection = getattr(report.longrepr, "addsection", None)
+    if callable(addsection):
+        addsection("browser", text)
     else:
         report.sections.append(("browser", text))
     return report

@@ -887,9 +887,9 @@ _JS_CELL_RAN = """
 }
 """
 
-# The widget manager of a notebook is the one its widget renderers are bound to
-# (jupyterlab_widgets binds the notebook's own rendermime to it); get_state() lists every
-# model it holds.
+# The widget manager of a notebook: jupyterlab_widgets binds the notebook's own rendermime
+# to it, so a widget renderer made there holds it (a private promise, _manager, in
+# jupyterlab_widgets 3); its get_state() lists every model it holds.
 _JS_WIDGET_MODELS = """
 async (panelId) => {
   const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
