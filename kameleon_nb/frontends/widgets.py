@@ -88,14 +88,15 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self._status_text = ""
         self._log: list[str] | None = None
         self._pending_delete: str | None = None
-        self.title = w.HTML()
+        #: the title and the rows as HTML (widgets of their own only without rows_apart)
+        self.title_html = ""
+        self.rows_html = ""
         self.refresh_button = w.Button(
             description="Refresh",
             icon="refresh",
             tooltip="List again",
             layout=w.Layout(width="auto"),
         )
-        self.table = w.HTML()
         self.choice = w.Dropdown(description="Checkpoint", layout=w.Layout(width="auto"))
         self.restore_button = w.Button(description="Restore", tooltip="Restore the chosen one")
         self.changes_button = w.Button(
@@ -128,6 +129,8 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             self.add_class("kameleon-checkpoint-controls")
         else:
             self.controls = w.HBox(actions)
+            self.title = w.HTML()
+            self.table = w.HTML()
             heading = w.HBox([self.title, self.refresh_button])
             super().__init__([heading, self.table, self.controls, self.status], **kwargs)
             self.add_class("kameleon-checkpoints")
@@ -237,7 +240,7 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         """The title and rows, as static HTML and text (the display of ``rows_apart``)."""
         kind = "kameleon-checkpoints" if live else "kameleon-checkpoints-snapshot"
         return {
-            "text/html": f"<div class='{kind}'>{self.title.value}{self.table.value}</div>",
+            "text/html": f"<div class='{kind}'>{self.title_html}{self.rows_html}</div>",
             "text/plain": repr(self),
         }
 
@@ -259,8 +262,8 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
     def snapshot_html(self) -> str:
         """What the table shows now, as static HTML (title, rows, last status)."""
         return (
-            f"<div class='kameleon-checkpoints-snapshot'>{self.title.value}"
-            f"{self.table.value}{self.status.value}</div>"
+            f"<div class='kameleon-checkpoints-snapshot'>{self.title_html}"
+            f"{self.rows_html}{self.status.value}</div>"
         )
 
     def freeze(self) -> None:
@@ -301,19 +304,21 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
     def _render(self) -> None:
         name = self.session.recipe.name
         count = len(self.rows)
-        self.title.value = (
+        self.title_html = (
             f"<b>Checkpoints of '{_escape(name)}'</b>: {count} "
             f"({sum(r.valid for r in self.rows)} valid)"
         )
         if not self.rows:
-            self.table.value = "<i>No checkpoint yet.</i>"
+            self.rows_html = "<i>No checkpoint yet.</i>"
         else:
             body = "".join(_html_row(r, here=r.step_id == self.head) for r in self.rows)
             head = "".join(f"<th style='text-align:left'>{c}</th>" for c in _COLUMNS)
-            self.table.value = (
+            self.rows_html = (
                 "<table class='kameleon-nb kameleon-checkpoint-rows'>"
                 f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             )
+        if not self.rows_apart:
+            self.title.value, self.table.value = self.title_html, self.rows_html
         kept = self.choice.value
         self.choice.options = [(f"{r.slug} ({r.step_id})", r.step_id) for r in self.rows]
         ids = [r.step_id for r in self.rows]

@@ -101,9 +101,9 @@ def pytest_runtest_makereport(
         text = page.diagnostics()
     except Exception as error:  # a broken page must not turn a failure into an internal error
         text = f"  (no diagnostics: {error!r}); server log: {page.server.log_path}"
-    longrepr = report.longrepr
-    if hasattr(longrepr, "addsection"):
-        longrepr.addsection("browser", text)
+    addsection = getattr(report.longrepr, "addsection", None)
+    if callable(addsection):
+        addsection("browser", text)
     else:
         report.sections.append(("browser", text))
     return report

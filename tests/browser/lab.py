@@ -47,9 +47,10 @@ from typing import Any
 import pytest
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, Playwright, sync_playwright
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import expect as expect  # noqa: PLC0414 (re-exported, for mypy)
 except ImportError as exc:  # a dev machine without the test extra
     pytest.skip(
         f"browser tests need Playwright ({exc}); install the test extra: pip install -e '.[test]'",
@@ -89,6 +90,8 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
     },
     # Every cell stays in the DOM, so off-screen cells can be found and read.
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    # As on Binder (binder/postBuild): a saved notebook keeps its widgets' state.
+    "@jupyter-widgets/jupyterlab-manager/plugin": {"saveState": True},
 }
 
 SERVER_START_TIMEOUT = 60.0
@@ -406,15 +409,25 @@ class Lab:
 
     # pages ----------------------------------------------------------------------------
 
-    def open(self, notebook: Path) -> Notebook:
-        """Open a notebook that lies under the server root, wait until its kernel is idle."""
+    def open(self, notebook: Path, *, kernel: bool = True) -> Notebook:
+        """Open a notebook that lies under the server root.
+
+        With a kernel (the default) this loads the notebook's URL, as a person following a
+        link would, and waits until its kernel is idle. With ``kernel=False`` the notebook
+        opens in the current page with *No Kernel* and none is ever started: what someone
+        reading a saved notebook without running it sees. (JupyterLab's ``docmanager:open``
+        command, called with the kernel preference its file browser can pass.)
+        """
         relative = notebook.resolve().relative_to(self.server.root_dir.resolve()).as_posix()
-        # A workspace of its own: JupyterLab would otherwise reopen the tabs (and restart the
-        # kernels) of notebooks that earlier tests opened in the default workspace.
-        workspace = uuid.uuid4().hex[:12]
-        url = f"{self.server.url}/lab/workspaces/{workspace}/tree/{relative}"
-        with self.diagnosed(f"opening {relative}"):
-            self.page.goto(url)
+        with self.diagnosed(f"opening {relative}" + ("" if kernel else " without a kernel")):
+            if kernel:
+                # A workspace of its own: JupyterLab would otherwise reopen the tabs (and
+                # restart the kernels) of notebooks that earlier tests opened in the default
+                # workspace.
+                workspace = uuid.uuid4().hex[:12]
+                self.page.goto(f"{self.server.url}/lab/workspaces/{workspace}/tree/{relative}")
+            else:
+                self.page.evaluate(_JS_OPEN_WITHOUT_KERNEL, relative)
             tab = self.page.locator(
                 "#jp-main-dock-panel .lm-TabBar-tab", has_text=notebook.name
             ).first
@@ -423,7 +436,10 @@ class Lab:
             assert panel_id, f"the tab of {relative} names no panel"
             nb = Notebook(self, panel_id, notebook, tab)
             expect(nb.panel.locator(".jp-Notebook-cell").first).to_be_visible()
+        if kernel:
             nb.wait_kernel_idle()
+        else:
+            nb.wait_no_kernel()
         return nb
 
     def menu(self, *path: str) -> None:
@@ -519,6 +535,73 @@ class Notebook:
         """All text the notebook panel shows (sources, prompts, outputs, widgets)."""
         return self.panel.inner_text()
 
+    def select(self, which: int | str) -> Locator:
+        """Select a cell in command mode (a click on its prompt, then Escape)."""
+        cell = self.cell(which)
+        with self.lab.diagnosed(f"selecting cell {which!r}"):
+            expect(cell).to_have_count(1)
+            cell.locator(".jp-InputPrompt").click()
+            self.page.keyboard.press("Escape")
+            expect(cell).to_have_class(re.compile(r"\bjp-mod-selected\b"))
+            expect(self.panel.locator(".jp-Notebook-cell.jp-mod-selected")).to_have_count(1)
+            expect(self.panel.locator(".jp-Notebook")).to_have_class(_COMMAND_MODE)
+        return cell
+
+    def delete_cell(self, which: int | str) -> None:
+        """Delete a cell as a person would: select it, then ``D``, ``D``."""
+        count = self.cells().count()
+        self.select(which)
+        with self.lab.diagnosed(f"deleting cell {which!r}"):
+            self.page.keyboard.press("d")
+            self.page.keyboard.press("d")
+            expect(self.cells()).to_have_count(count - 1)
+            if isinstance(which, str):
+                expect(self.cell(which)).to_have_count(0)
+
+    def save(self) -> None:
+        """Ctrl+S; returns once the notebook is saved (not dirty, and the file rewritten)."""
+        before = self.path.stat().st_mtime_ns
+        with self.lab.diagnosed(f"saving {self.path.name}"):
+            self.activate()
+            self.page.keyboard.press("Control+s")
+            self.page.wait_for_function(_JS_SAVED, arg=self.panel_id)
+            deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+            while self.path.stat().st_mtime_ns == before:
+                assert time.monotonic() < deadline, f"{self.path} was not written"
+                time.sleep(0.05)  # polling interval, not a wait for a state
+
+    def run_new_cell(self, source: str, timeout_ms: float = RUN_ALL_TIMEOUT_MS) -> Locator:
+        """Add a code cell at the end, type ``source`` into it, run it, wait until it has run.
+
+        Returns its output area. Raises a :class:`LabError` if the cell shows an error.
+        """
+        index = self.cells().count()
+        self.select(index - 1)
+        with self.lab.diagnosed(f"adding and running the cell {source!r}"):
+            self.page.keyboard.press("b")  # a new cell below, selected
+            expect(self.cells()).to_have_count(index + 1)
+            expect(self.cells().nth(index)).to_have_class(re.compile(r"\bjp-mod-selected\b"))
+            self.page.keyboard.press("Enter")  # edit it (keys typed before would be commands)
+            expect(self.cells().nth(index).locator(".cm-editor.cm-focused")).to_have_count(1)
+            for number, line in enumerate(source.split("\n")):
+                if number:
+                    self.page.keyboard.press("Enter")
+                self.page.keyboard.type(line)
+            # typed as is: no closing bracket or indent added by the editor
+            self.page.wait_for_function(
+                _JS_CELL_SOURCE_IS, arg=[self.panel_id, index, source], timeout=EFFECT_TIMEOUT_MS
+            )
+            self.page.keyboard.press("Control+Enter")  # run it, stay on it: no new cell
+            self.page.wait_for_function(
+                _JS_CELL_RAN, arg=[self.panel_id, index], timeout=timeout_ms
+            )
+        state = self.page.evaluate(_JS_STATE, self.panel_id)
+        assert state is not None, "the notebook panel is gone"
+        errors = [e for e in state["errors"] if e.startswith(f"cell {index}:")]
+        if errors:
+            raise LabError(f"the cell {source!r} failed: {errors}\n{self.lab.diagnostics()}")
+        return self.output(index)
+
     # kernel and execution ---------------------------------------------------------------
 
     def activate(self) -> None:
@@ -534,6 +617,30 @@ class Notebook:
         """
         with self.lab.diagnosed("waiting for the kernel to be idle"):
             self.page.wait_for_function(_JS_KERNEL_READY, arg=self.panel_id, timeout=timeout_ms)
+
+    def wait_no_kernel(self, timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
+        """Wait until the panel has no kernel (and no session), and says so."""
+        with self.lab.diagnosed("waiting for the notebook to have no kernel"):
+            self.page.wait_for_function(_JS_NO_KERNEL, arg=self.panel_id, timeout=timeout_ms)
+            expect(self.panel.locator(".jp-Toolbar-kernelName")).to_have_text("No Kernel")
+
+    def shutdown_kernel(self) -> None:
+        """Kernel > Shut Down Kernel; returns once the notebook has no kernel."""
+        self._menu_until(("Kernel", "Shut Down Kernel"), _JS_KERNEL_STOPPING)
+        self.wait_no_kernel()
+
+    def close(self) -> None:
+        """Close the notebook's tab (its close icon); returns once the panel is gone."""
+        with self.lab.diagnosed(f"closing {self.path.name}"):
+            self.tab.locator(".lm-TabBar-tabCloseIcon").click()
+            expect(self.panel).to_have_count(0)
+
+    def widget_models(self) -> int:
+        """How many widget models the page's widget manager for this notebook holds."""
+        with self.lab.diagnosed("counting the widget models of the page"):
+            count = self.page.evaluate(_JS_WIDGET_MODELS, self.panel_id)
+        assert isinstance(count, int), f"no widget manager for the notebook: {count!r}"
+        return count
 
     def clear_all_outputs(self) -> None:
         """Edit > Clear Outputs of All Cells; returns once every prompt shows ``[ ]``."""
@@ -722,4 +829,76 @@ _JS_RUN_FINISHED = f"""
   const s = ({_JS_STATE})(panelId);
   return !!s && s.started && s.status === 'idle' && s.running.length === 0;
 }}
+"""
+
+# Runs in the page: the document manager's open command, with the kernel preference the file
+# browser's open command can pass; "shouldStart: false" opens the notebook with No Kernel.
+_JS_OPEN_WITHOUT_KERNEL = """
+(path) => {
+  window.jupyterapp.commands.execute('docmanager:open', {
+    path, factory: 'Notebook', kernelPreference: {shouldStart: false, canStart: false},
+  });
+}
+"""
+
+_JS_NO_KERNEL = """
+(panelId) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  const context = widget?.sessionContext;
+  return !!context && context.hasNoKernel && !context.session;
+}
+"""
+
+_JS_SAVED = """
+(panelId) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  return !!widget && widget.context.model.dirty === false
+    && !document.querySelector(`.lm-TabBar-tab[data-id='${panelId}']`)?.classList.contains('jp-mod-dirty');
+}
+"""
+
+_COMMAND_MODE = re.compile(r"\bjp-mod-commandMode\b")
+
+# A notebook being shut down: JupyterLab says so at once, before the server has answered.
+_JS_KERNEL_STOPPING = """
+(panelId) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  const context = widget?.sessionContext;
+  return !!context
+    && (['terminating', 'unknown', 'dead'].includes(context.kernelDisplayStatus) || context.hasNoKernel);
+}
+"""
+
+_JS_CELL_SOURCE_IS = """
+([panelId, index, source]) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  return widget?.content.model.cells.get(index)?.sharedModel.getSource() === source;
+}
+"""
+
+# A cell added empty shows "[ ]:"; once it has run it shows "[n]:" and the kernel is idle.
+_JS_CELL_RAN = """
+([panelId, index]) => {
+  const panel = document.getElementById(panelId);
+  const view = panel?.querySelectorAll('.jp-Notebook-cell')[index];
+  const status = panel?.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status;
+  const prompt = (view?.querySelector('.jp-InputArea-prompt')?.textContent || '').trim();
+  return /^\\[\\d+\\]:$/.test(prompt) && status === 'idle';
+}
+"""
+
+# The widget manager of a notebook: jupyterlab_widgets binds the notebook's own rendermime
+# to it, so a widget renderer made there holds it (a private promise, _manager, in
+# jupyterlab_widgets 3); its get_state() lists every model it holds.
+_JS_WIDGET_MODELS = """
+async (panelId) => {
+  const widget = [...(window.jupyterapp?.shell.widgets('main') ?? [])].find((w) => w.id === panelId);
+  const mime = 'application/vnd.jupyter.widget-view+json';
+  const renderer = widget?.content.rendermime.createRenderer(mime);
+  const manager = await renderer?._manager?.promise;
+  renderer?.dispose();
+  if (!manager) return null;
+  const state = await manager.get_state();
+  return Object.keys(state.state).length;
+}
 """

@@ -1,4 +1,4 @@
-"""Notebook 2 in a real JupyterLab and Chromium: Run All, then the widget's Restore button."""
+"""Notebook 2 in a real JupyterLab and Chromium: Run All, then a table's Restore button."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from .lab import REPO, Lab, Notebook, expect
+from .lab import REPO, Lab, expect
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,17 +18,6 @@ pytestmark = [
 STEP = "setup/configure_system/set_hostname"
 
 
-def _run_new_cell(nb: Notebook, source: str) -> None:
-    """Add a cell at the end of the notebook, type ``source`` into it and run it."""
-    nb.activate()
-    nb.cells().last.locator(".jp-InputArea-editor").click()
-    nb.page.keyboard.press("Escape")
-    nb.page.keyboard.press("b")
-    nb.page.keyboard.press("Enter")
-    nb.page.keyboard.type(source)
-    nb.page.keyboard.press("Shift+Enter")
-
-
 def test_restore_from_the_checkpoint_table(lab: Lab) -> None:
     lab.copy(REPO / "examples")  # the notebook loads ../examples/...
     notebooks = lab.copy(REPO / "notebooks")
@@ -37,22 +26,21 @@ def test_restore_from_the_checkpoint_table(lab: Lab) -> None:
 
     # after Run All the motd is the one of the last cell
     assert "Restored, then changed: kameleon-busybox" in nb.output_text("%%microstep motd")
-    # every table kept what its cell showed (later cells froze them): no controls left
+    # every table of the notebook froze as a later cell changed the session (no controls
+    # left, the rows as they were): show a live one
     assert nb.output("%kameleon checkpoints").locator("select").count() == 0
-    # a new table is live: its Restore button acts
-    table = "%kameleon checkpoints  # now"
-    _run_new_cell(nb, table)
+    table = nb.cells().count()
+    nb.run_new_cell("%kameleon checkpoints")
     nb.choose(STEP, cell=table)
     nb.click("Restore", cell=table)
-    clicked = nb.output(table).last
+    clicked = nb.output(table)
     expect(clicked).to_contain_text(f"({STEP}):", timeout=30_000)
     status = clicked.inner_text()
     assert "the files and the context shells' variables are back at that step" in status
     lab.screenshot("02-checkpoints-restore")
 
     # the appliance is back at that step: seen from inside it, through a new cell
-    _run_new_cell(nb, "%kameleon shell in cd /etc && ls -1")
-    output = nb.output("%kameleon shell in cd /etc && ls -1")
+    output = nb.run_new_cell("%kameleon shell in cd /etc && ls -1")
     expect(output).to_contain_text("hostname", timeout=60_000)
     listing = output.inner_text().split()
     assert listing == ["group", "hostname", "passwd"]  # no motd: a later step made it
