@@ -35,6 +35,7 @@ from kameleon_nb.engine.shell.protocol import (
     Scanner,
     ansi_c_words,
     helper_functions,
+    may_assign,
     needs_subshell,
     protocol_functions,
 )
@@ -256,6 +257,8 @@ class ContextShell:
             mode = " sub"
             if MAY_UNSET_RE.search(text) or any(name in text for name in self._functions):
                 mode = " subu"
+        elif not may_assign(text):
+            mode = " same"
         cmd_id = self._new_id()
         if sub:
             run_part = '( builtin trap -- "$__knb_trap" EXIT; builtin eval "$__knb_c" )'
