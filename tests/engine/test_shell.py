@@ -460,6 +460,25 @@ def test_variables_survive_a_death_after_commands_that_assign_nothing(
 
 
 @shell_test
+def test_variables_dump_follows_every_change(shell: ContextShell) -> None:
+    shell.run("first=1")
+    dump = shell.variables()
+    assert "first=" in dump
+    shell.run("true")
+    assert shell.variables() == dump  # nothing could change: the same dump
+    shell.run("read -r second <<< two")
+    assert "second=" in shell.variables()
+    shell.run("cd /tmp && third=3")  # a subshell: its variables come back
+    assert "third=" in shell.variables()
+    shell.reset_variables()
+    assert "first=" not in shell.variables()
+    shell.restore_variables(dump)
+    assert "first=" in shell.variables() and "second=" not in shell.variables()
+    shell.restart(keep_variables=False)
+    assert "first=" not in shell.variables()
+
+
+@shell_test
 def test_commands_cannot_reach_the_python_process(shell: ContextShell) -> None:
     ppid = int(out(shell, "echo $PPID")[1])
     assert ppid != os.getpid()
