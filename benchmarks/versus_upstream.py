@@ -75,11 +75,13 @@ class Tool:
     argv: tuple[str, ...]
     workspace: Path
     home: Path
+    env: tuple[tuple[str, str], ...] = ()
 
     def run(self, args: Sequence[str], cwd: Path | None = None) -> tuple[float, int]:
         """Run ``kameleon ARGS``; return its wall time and the peak RSS (KiB) of its tree."""
-        env = dict(os.environ, HOME=str(self.home), LC_ALL="C.UTF-8")
-        env.pop("PYTHONPROFILEIMPORTTIME", None)
+        env = dict(os.environ, HOME=str(self.home), LC_ALL="C.UTF-8", **dict(self.env))
+        for name in ("PYTHONPROFILEIMPORTTIME", "PYTHONDONTWRITEBYTECODE"):
+            env.pop(name, None)
         start = time.perf_counter()
         process = subprocess.Popen(
             [*self.argv, *args],
@@ -102,6 +104,20 @@ def ours_argv() -> tuple[str, ...]:
     if script.exists():
         return (str(script),)
     return (sys.executable, "-m", "kameleon_nb")
+
+
+def bytecode_env(scratch: Path) -> tuple[tuple[str, str], ...]:
+    """Compiled bytecode for kameleon_nb, as an installed package has it.
+
+    A development shell may set ``PYTHONDONTWRITEBYTECODE`` (every start then compiles
+    the package again); the runs get a bytecode cache of their own, filled here.
+    """
+    prefix = scratch / "pycache"
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(prefix))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    package = HERE.parent / "kameleon_nb"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], env=env, check=True)
+    return (("PYTHONPYCACHEPREFIX", str(prefix)),)
 
 
 def load() -> str:
@@ -278,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.copytree(RECIPES, workspace)
             home = scratch / f"home-{name}"
             home.mkdir()
-            tools.append(Tool(name, tuple(str(c) for c in command), workspace, home))
+            env = bytecode_env(scratch) if name == "kameleon_nb" else ()
+            tools.append(Tool(name, tuple(str(c) for c in command), workspace, home, env))
         for tool in tools:  # warm the file cache
             tool.run(["version"])
         rows = run_all(tools, runs, corpus_limit, scratch)
