@@ -80,7 +80,7 @@ class Tool:
     def run(self, args: Sequence[str], cwd: Path | None = None) -> tuple[float, int]:
         """Run ``kameleon ARGS``; return its wall time and the peak RSS (KiB) of its tree."""
         env = dict(os.environ, HOME=str(self.home), LC_ALL="C.UTF-8", **dict(self.env))
-        for name in ("PYTHONPROFILEIMPORTTIME", "PYTHONDONTWRITEBYTECODE"):
+        for name in ("PYTHONPROFILEIMPORTTIME", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
             env.pop(name, None)
         start = time.perf_counter()
         process = subprocess.Popen(

@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import os
 import re
-import uuid as uuid_module
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -411,7 +410,9 @@ class _Resolver:
             if stored is not None:
                 values["kameleon_uuid"], values["kameleon_short_uuid"] = stored
             else:
-                generated = str(uuid_module.uuid4())
+                import uuid  # noqa: PLC0415 - only when no uuid is given or stored
+
+                generated = str(uuid.uuid4())
                 values["kameleon_uuid"] = generated
                 values["kameleon_short_uuid"] = generated.rsplit("-", 1)[-1]
         self.globals = self.substitute_globals(values, strict=True)

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -166,6 +165,8 @@ def _write_atomically(path: str, text: str) -> None:
     """Write a state file whole or not at all (it is private: 0600, as mkstemp makes it)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
+    import tempfile  # noqa: PLC0415 - not on the path of a dry run
+
     fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
