@@ -473,7 +473,9 @@ def test_variables_dump_follows_every_change(shell: ContextShell) -> None:
     shell.reset_variables()
     assert "first=" not in shell.variables()
     shell.restore_variables(dump)
-    assert "first=" in shell.variables() and "second=" not in shell.variables()
+    restored = shell.variables()
+    assert "first=" in restored
+    assert "second=" not in restored
     shell.restart(keep_variables=False)
     assert "first=" not in shell.variables()
 
