@@ -86,24 +86,34 @@ class ConsoleSink:
         body = text[:cut] if held is None else "".join(held) + text[:cut]
         if cut + 1 < len(text):
             self._partial[context] = [text[cut + 1 :]]
-        self._stream.write(self._prefixed(context, body))
+        self._write_lines(context, body)
 
-    def _prefixed(self, context: str, body: str) -> str:
-        """``body`` (complete lines, without the last newline) as printed."""
+    def _write_lines(self, context: str, body: str) -> None:
+        """Write ``body`` (complete lines, without the last newline) prefixed.
+
+        The parts are written one after the other rather than joined: a chunk of
+        output is not copied once more.
+        """
         prefix = f"[{context}] "
         if "\r" in body:
             body = body.replace("\r", "\r" + prefix)
+        write = self._stream.write
         if self._colour:
             start = f"\x1b[{_COLOURS['green']}m{prefix}"
-            return start + body.replace("\n", "\x1b[0m\n" + start) + "\x1b[0m\n"
-        return prefix + body.replace("\n", "\n" + prefix) + "\n"
+            write(start)
+            write(body.replace("\n", "\x1b[0m\n" + start))
+            write("\x1b[0m\n")
+        else:
+            write(prefix)
+            write(body.replace("\n", "\n" + prefix))
+            write("\n")
 
     def flush_output(self) -> None:
         """Print partial output lines still waiting for their newline."""
         for context, parts in list(self._partial.items()):
             text = "".join(parts)
             if text:
-                self._stream.write(self._prefixed(context, text))
+                self._write_lines(context, text)
         self._partial.clear()
 
     def __call__(self, event: BuildEvent) -> None:
