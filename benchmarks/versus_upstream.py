@@ -164,7 +164,6 @@ def extract_corpus(root: Path) -> None:
 class Row:
     figure: str
     goal: float | None  # the ratio upstream / kameleon_nb to reach
-    unit: str = "s"
     samples: dict[str, Sample] = field(default_factory=dict)
     derived: dict[str, float] = field(default_factory=dict)
 
@@ -196,7 +195,7 @@ def run_all(
 ) -> tuple[list[Row], Row]:
     rows = [
         Row(f'{COMMANDS} {TIMES} `exec_local: "true"`, whole build', None),
-        Row("per command, beyond a 1-command build", 100.0, unit="ms"),
+        Row("per command, beyond a 1-command build", 100.0),
         Row(f"first checkpointed build, {COMMANDS} microsteps", 30.0),
         Row("no-change rebuild `-c -F last`", 5.0),
         Row("one command printing 50 MB of 2-byte lines", 5.0),
