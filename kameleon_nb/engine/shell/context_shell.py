@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import select
 import shlex
 import signal
@@ -484,7 +483,7 @@ class ContextShell:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._checked_at = time.monotonic()
         self._exited = False
-        self._nonce = secrets.token_hex(8)
+        self._nonce = os.urandom(8).hex()
         self._scanner = Scanner(self._nonce)
         self._stash = []
         self._pending_id = None

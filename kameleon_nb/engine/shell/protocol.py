@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
-from importlib import resources
 from typing import Final, NamedTuple
 
 __all__ = [
@@ -184,7 +184,10 @@ def _all_names() -> str:
 
 def _shell_file(name: str) -> str:
     """A bash file of this package, without its comment lines (they are never sent)."""
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    # next to this module, as the supervisor script is (importlib.resources would
+    # cost more to import than the rest of the shell package)
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as stream:
+        text = stream.read()
     return "".join(line for line in text.splitlines(keepends=True) if not _COMMENT_RE.match(line))
 
 
