@@ -126,13 +126,13 @@ def measure(mechanism: str, tree: Path) -> dict[str, float]:
                 bench.builder.existing_checkpoints()  # lets the mechanism mount its store
                 bench.sh(f"mkdir -p {bench.rootfs} && cp -a {tree}/. {bench.rootfs}/ && sync")
                 backend = bench.builder.checkpoints
-                results["create0"].append(bench.timed(backend.create, f"s0{round_index:010d}"))
+                results["create0"].append(bench.timed(backend.create, f"a0{round_index:010x}"))
                 before = bench.disk_kb()
                 bench.sh(f"cd {bench.rootfs} && {CHANGE}")
-                results["create1"].append(bench.timed(backend.create, f"s1{round_index:010d}"))
+                results["create1"].append(bench.timed(backend.create, f"a1{round_index:010x}"))
                 results["extra_kb"].append(bench.disk_kb() - before)
-                results["apply0"].append(bench.timed(backend.restore, f"s0{round_index:010d}"))
-                results["apply1"].append(bench.timed(backend.restore, f"s1{round_index:010d}"))
+                results["apply0"].append(bench.timed(backend.restore, f"a0{round_index:010x}"))
+                results["apply1"].append(bench.timed(backend.restore, f"a1{round_index:010x}"))
                 backend.clear()
             finally:
                 bench.builder.close()

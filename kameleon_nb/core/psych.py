@@ -27,7 +27,7 @@ import datetime
 import math
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Final
 
 from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol
@@ -50,7 +50,11 @@ _BLANKZ_CHARS: Final = " \t\r\n\x85\u2028\u2029\x00"
 # Characters libyaml can print unescaped (IS_PRINTABLE in 0.2.5): LF, printable
 # ASCII, U+00A0..U+D7FF and U+E000..U+FFFD except the BOM. Everything outside the
 # BMP is *not* printable for libyaml 0.2.5 and gets a ``\U`` escape.
-_NOT_PRINTABLE_RE: Final = re.compile(r"[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
+# The full classes cost tens of milliseconds to compile (their ranges span the BMP):
+# ASCII text, nearly every command, is checked with the ASCII part only, and the full
+# pattern is compiled the first time a text needs it.
+_NOT_PRINTABLE_ASCII_RE: Final = re.compile(r"[^\n\x20-\x7e]")
+_NOT_PRINTABLE: Final = r"[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]"
 _BREAK_RE: Final = re.compile("[\r\n\x85\u2028\u2029]")
 _BREAK_SPACE_RE: Final = re.compile("[\r\n\x85\u2028\u2029] ")
 _SPACE_BREAK_RE: Final = re.compile(" [\r\n\x85\u2028\u2029]")
@@ -61,9 +65,31 @@ _BLOCK_INDICATOR_RE: Final = re.compile(
 _FIRST_CHAR_INDICATORS: Final = frozenset("#,[]{}&*!|>'\"%@`")
 # Characters that need an escape inside double quotes (non-printable, BOM, line
 # breaks, the quote and the backslash).
-_DQ_ESCAPE_RE: Final = re.compile(
+_DQ_ESCAPE_ASCII_RE: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_DQ_ESCAPE: Final = (
     r"[^\x20\x21\x23-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]"
 )
+
+
+@cache
+def _full(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _not_printable(text: str) -> bool:
+    """Whether ``text`` holds a character libyaml does not print as is."""
+    if text.isascii():
+        return _NOT_PRINTABLE_ASCII_RE.search(text) is not None
+    return _full(_NOT_PRINTABLE).search(text) is not None
+
+
+def _dq_escaped(text: str) -> bool:
+    """Whether ``text`` holds a character that double quotes escape."""
+    if text.isascii():
+        return _DQ_ESCAPE_ASCII_RE.search(text) is not None
+    return _full(_DQ_ESCAPE).search(text) is not None
+
+
 _DQ_SHORT_ESCAPES: Final = {
     0x00: "0",
     0x07: "a",
@@ -290,7 +316,7 @@ def _analyze(text: str) -> tuple[bool, bool, bool, bool]:
     """
     if not text:
         return (False, True, True, False)
-    special = _NOT_PRINTABLE_RE.search(text) is not None
+    special = _not_printable(text)
     line_breaks = _BREAK_RE.search(text) is not None
     first, last = text[0], text[-1]
     leading = first == " " or first in _BREAK_CHARS
@@ -538,7 +564,7 @@ class _Emitter:
 
     def write_double_quoted(self, text: str, allow_breaks: bool) -> None:
         self.write_indicator('"', True, False, False)
-        needs_escape = _DQ_ESCAPE_RE.search(text) is not None
+        needs_escape = _dq_escaped(text)
         if not needs_escape and (not allow_breaks or self.column + len(text) <= _BEST_WIDTH):
             self.out.append(text)
             self.column += len(text)
@@ -547,7 +573,7 @@ class _Emitter:
             spaces = False
             last = len(text) - 1
             for i, ch in enumerate(text):
-                if needs_escape and _DQ_ESCAPE_RE.match(ch):
+                if needs_escape and _dq_escaped(ch):
                     escape = "\\" + _double_quote_escape(ch)
                     out.append(escape)
                     self.column += len(escape)

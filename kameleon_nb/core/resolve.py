@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import os
 import re
-import uuid as uuid_module
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -422,7 +421,9 @@ class _Resolver:
             if stored is not None:
                 values["kameleon_uuid"], values["kameleon_short_uuid"] = stored
             else:
-                generated = str(uuid_module.uuid4())
+                import uuid  # noqa: PLC0415 - only when no uuid is given or stored
+
+                generated = str(uuid.uuid4())
                 values["kameleon_uuid"] = generated
                 values["kameleon_short_uuid"] = generated.rsplit("-", 1)[-1]
         self.globals = self.substitute_globals(values, strict=self.options.strict_globals)
@@ -1030,6 +1031,82 @@ def _apply_edits(macrosteps: list[_RawMacrostep], section: str, loaded: LoadedRe
                 target.microsteps[index] = microstep
 
 
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# plain keys that YAML 1.1 reads as something else than a string (a dump quotes them)
+_WORD_KEYS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
+def _without_dollars(value: object) -> bool:
+    """Whether ``value`` is plain data (strings, numbers, lists, maps) with no ``$$``.
+
+    Its dump then holds no ``$$`` either (a dump never joins two characters of
+    different strings), so nothing in it is substituted.
+    """
+    if isinstance(value, str):
+        return "$$" not in value
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_without_dollars(item) for item in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str) and "$$" not in key and _without_dollars(item)
+            for key, item in value.items()
+        )
+    return False
+
+
+class _Deferred:
+    """A step variable whose text needs no substitution: re-read only if it is used.
+
+    Re-reading its dump cannot fail (the dump is YAML of our own), so deferring it
+    changes no error, only the time: an embedded step's microsteps are variables of
+    the step too, and commands hardly ever use them.
+    """
+
+    __slots__ = ("key", "path", "value")
+
+    def __init__(self, key: str, value: object, path: str) -> None:
+        self.key = key
+        self.value = value
+        self.path = path
+
+    def read(self) -> object:
+        """The value as the eager path gives it: its dump, final newline cut, re-read."""
+        text = psych.dump({self.key: self.value}).removesuffix("\n")
+        where = f"in variable '{self.key}' of {self.path}"
+        parsed = _reparse(text, where)
+        if isinstance(parsed, dict) and len(parsed) == 1 and str(next(iter(parsed))) == self.key:
+            return next(iter(parsed.values()))
+        raise RecipeError(f"Unexpected re-reading of variable '{self.key}' ({where})")
+
+
+def _deferred_lookup(
+    resolved: dict[str, object], globals_: Mapping[str, object], *, globals_first: bool
+) -> Callable[[str], str | None]:
+    """:func:`lookup_in` over ``resolved`` and ``globals_``, in the order given.
+
+    ``resolved`` may hold :class:`_Deferred` values: they are read when first looked up.
+    """
+
+    def from_resolved(name: str) -> str | None:
+        value = resolved[name]
+        if isinstance(value, _Deferred):
+            value = resolved[name] = value.read()
+        return ruby_str(value)
+
+    def lookup(name: str) -> str | None:
+        if globals_first and name in globals_:
+            return ruby_str(globals_[name])
+        if name in resolved:
+            return from_resolved(name)
+        if not globals_first and name in globals_:
+            return ruby_str(globals_[name])
+        return None
+
+    return lookup
+
+
 def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str], str | None]:
     """The variables a macrostep's commands see (semantics §3.3, upstream's precedence)."""
     globals_ = resolver.globals
@@ -1040,11 +1117,20 @@ def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str
         values[key] = value
     resolved: dict[str, object] = {}
     for key, value in values.items():
+        if (
+            _PLAIN_KEY_RE.fullmatch(key)
+            and key.lower() not in _WORD_KEYS
+            and _without_dollars(value)
+        ):
+            resolved[key] = _Deferred(key, value, macrostep.path)
+            continue
         # upstream always goes through the dump with its final newline cut: a ``|``
         # block value loses its own final newline on the way
         text = psych.dump({key: value}).removesuffix("\n")
         if "$$" in text:
-            text = resolver.resolve_text(text, macrostep.path, lookup_in(globals_, resolved))
+            text = resolver.resolve_text(
+                text, macrostep.path, _deferred_lookup(resolved, globals_, globals_first=True)
+            )
         parsed = _reparse(
             text.removesuffix("\n"),
             f"in variable '{key}' of {macrostep.path}, after variable substitution",
@@ -1053,7 +1139,7 @@ def _step_lookup(resolver: _Resolver, macrostep: _RawMacrostep) -> Callable[[str
             resolved.update({str(k): v for k, v in parsed.items()})
         else:
             resolved[key] = value
-    return lookup_in(resolved, globals_)
+    return _deferred_lookup(resolved, globals_, globals_first=False)
 
 
 def _overrides(macrostep: _RawMacrostep) -> list[tuple[str, object]]:

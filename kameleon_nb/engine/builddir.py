@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,11 +93,24 @@ def restore_state_files(kameleon_cwd: str, files: Mapping[str, bytes]) -> None:
 def stored_uuid(kameleon_cwd: str) -> tuple[str, str] | None:
     """The ``(kameleon_uuid, kameleon_short_uuid)`` of a previous build, if any."""
     path = os.path.join(kameleon_cwd, BUILD_RECIPE)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with open(path, encoding="utf-8") as stream:
-            data = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, yaml.YAMLError):
+            text = stream.read()
+    except (OSError, UnicodeDecodeError):
         return None
+    data: object = None
+    # The globals come before the steps, the bulk of the file: read the head alone
+    # when it stands on its own, the whole file otherwise.
+    head, steps, _ = text.partition("\nsteps:\n")
+    if steps:
+        with contextlib.suppress(yaml.YAMLError):
+            data = yaml.load(head + "\n", Loader=loader)
+    if not (isinstance(data, dict) and isinstance(data.get("global"), dict)):
+        try:
+            data = yaml.load(text, Loader=loader)
+        except yaml.YAMLError:
+            return None
     globals_ = data.get("global") if isinstance(data, dict) else None
     if not isinstance(globals_, dict):
         return None
@@ -141,7 +153,11 @@ def write_build_recipe(recipe: ResolvedRecipe) -> str:
     }
     target = os.path.join(recipe.kameleon_cwd, BUILD_RECIPE)
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    _write_atomically(target, yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True))
+    text = yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True)
+    with contextlib.suppress(OSError, UnicodeDecodeError), open(target, encoding="utf-8") as old:
+        if old.read(len(text) + 1) == text:
+            return target  # a rebuild of the same recipe: nothing to write
+    _write_atomically(target, text)
     return target
 
 
@@ -149,6 +165,8 @@ def _write_atomically(path: str, text: str) -> None:
     """Write a state file whole or not at all (it is private: 0600, as mkstemp makes it)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
+    import tempfile  # noqa: PLC0415 - not on the path of a dry run
+
     fd, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:

@@ -97,8 +97,10 @@ class BuildDirLock:
             raise BuildError(f"Cannot lock {self.path}: {err.strerror}") from err
         record = json.dumps({"pid": os.getpid(), "command": _command(), "since": time.time()})
         with contextlib.suppress(OSError):  # the lock holds even if the note cannot be written
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, record.encode("utf-8", "replace"), 0)
+            # Overwritten in place, padded with blanks (JSON ignores them) over a longer
+            # earlier note: no truncation, which ext4 turns into a flush to disk on close.
+            data = record.encode("utf-8", "replace")
+            os.pwrite(fd, data.ljust(os.fstat(fd).st_size, b" "), 0)
         self._fd = fd
 
     @staticmethod

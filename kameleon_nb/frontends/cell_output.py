@@ -57,25 +57,42 @@ class BoundedOutput:
         self.close()
 
     def write(self, text: str) -> None:
-        """Take a chunk of output."""
+        """Take a chunk of output.
+
+        The chunk's lines are handled together (a count and a few slices, not a step
+        per line): a command printing millions of short lines costs little more than
+        its log.
+        """
         self._to_log(text)
         text = self._partial + text
-        lines = text.split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._line(line + "\n")
+        cut = text.rfind("\n") + 1
+        complete, self._partial = text[:cut], text[cut:]
+        count = complete.count("\n")
+        if count and self._lines < self._head:
+            shown = min(self._head - self._lines, count)
+            end = _after_line(complete, shown)
+            self._stream.write(complete[:end])
+            self._lines += shown
+            count -= shown
+            complete = complete[end:]
+        if count:
+            self._more_lines(complete, count)
         if self._lines < self._head and self._partial:
             self._stream.write(self._partial)
             self._partial = ""
 
-    def _line(self, line: str) -> None:
-        self._lines += 1
-        if self._lines <= self._head:
-            self._stream.write(line)
-            return
-        if len(self._tail) == self._tail.maxlen:
-            self._hidden += 1
-        self._tail.append(line)
+    def _more_lines(self, complete: str, count: int) -> None:
+        """Lines past the head: keep the last ones, count those that drop out."""
+        room = self._tail.maxlen or 0
+        kept = min(count, room)
+        start = len(complete) - 1
+        for _ in range(kept):
+            start = complete.rfind("\n", 0, start)
+        lines = complete[start + 1 :].split("\n")
+        lines.pop()  # after the last newline: nothing
+        self._hidden += max(0, len(self._tail) + count - room)
+        self._tail.extend(line + "\n" for line in lines)
+        self._lines += count
         now = time.monotonic()
         if self._hidden and now - self._shown_at > 0.5:
             self._show_count()
@@ -128,3 +145,11 @@ class BoundedOutput:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _after_line(text: str, number: int) -> int:
+    """The index just after the ``number``-th newline of ``text`` (which has that many)."""
+    index = -1
+    for _ in range(number):
+        index = text.find("\n", index + 1)
+    return index + 1

@@ -62,7 +62,7 @@ class ConsoleSink:
         isatty = getattr(self._stream, "isatty", lambda: False)()
         self._colour = isatty if colour is None else colour and isatty
         self._verbose = verbose
-        self._partial: dict[str, str] = {}
+        self._partial: dict[str, list[str]] = {}
 
     def _write(self, text: str, colour: str = "") -> None:
         if self._colour and colour:
@@ -73,21 +73,47 @@ class ConsoleSink:
         """Print complete lines with ``[ctx] `` before each and after each CR, as upstream.
 
         A progress line (carriage returns between updates) thus overwrites itself on a
-        terminal and reads as upstream's in a log.
+        terminal and reads as upstream's in a log. A chunk is prefixed and written in one
+        piece (string replacements, no loop over its lines); the text after its last
+        newline waits for the next chunk.
         """
-        pending = self._partial.pop(context, "") + text
-        lines = pending.split("\n")
-        self._partial[context] = lines.pop()
+        cut = text.rfind("\n")
+        if cut < 0:
+            if text:
+                self._partial.setdefault(context, []).append(text)
+            return
+        held = self._partial.pop(context, None)
+        body = text[:cut] if held is None else "".join(held) + text[:cut]
+        if cut + 1 < len(text):
+            self._partial[context] = [text[cut + 1 :]]
+        self._write_lines(context, body)
+
+    def _write_lines(self, context: str, body: str) -> None:
+        """Write ``body`` (complete lines, without the last newline) prefixed.
+
+        The parts are written one after the other rather than joined: a chunk of
+        output is not copied once more.
+        """
         prefix = f"[{context}] "
-        for line in lines:
-            self._write(prefix + line.replace("\r", "\r" + prefix), "green")
+        if "\r" in body:
+            body = body.replace("\r", "\r" + prefix)
+        write = self._stream.write
+        if self._colour:
+            start = f"\x1b[{_COLOURS['green']}m{prefix}"
+            write(start)
+            write(body.replace("\n", "\x1b[0m\n" + start))
+            write("\x1b[0m\n")
+        else:
+            write(prefix)
+            write(body.replace("\n", "\n" + prefix))
+            write("\n")
 
     def flush_output(self) -> None:
         """Print partial output lines still waiting for their newline."""
-        for context, text in list(self._partial.items()):
+        for context, parts in list(self._partial.items()):
+            text = "".join(parts)
             if text:
-                prefix = f"[{context}] "
-                self._write(prefix + text.replace("\r", "\r" + prefix), "green")
+                self._write_lines(context, text)
         self._partial.clear()
 
     def __call__(self, event: BuildEvent) -> None:

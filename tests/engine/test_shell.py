@@ -22,6 +22,7 @@ import pytest
 
 from kameleon_nb.core.contexts import ContextName, ContextSpec
 from kameleon_nb.engine.shell import CommandResult, ContextShell, needs_subshell
+from kameleon_nb.engine.shell.protocol import may_assign
 from kameleon_nb.errors import CommandTimeoutError, ContextClosedError, ContextError, ShellError
 
 shell_test = pytest.mark.shell
@@ -410,6 +411,73 @@ def test_dead_context_raises_then_restarts_with_variables(shell: ContextShell, k
     assert not shell.alive
     assert out(shell, "echo $kept $also")[1] == "1 2\n"
     assert shell.alive
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "x=1",
+        "echo ${x:=default}",
+        "read -r line < /etc/hostname",
+        "mapfile -t lines < /etc/hostname",
+        "readarray lines < /etc/hostname",
+        "printf -v x %s 1",
+        "let x++",
+        "(( x += 1 ))",
+        "echo $(( x++ ))",
+        "echo ${a[i--]}",
+        "echo $[x++]",
+        "for f in a b; do :; done",
+        "select f in a; do break; done",
+        "getopts ab opt",
+        "export -n PATH",
+    ],
+)
+def test_may_assign_true_for_whatever_can_set_a_variable(command: str) -> None:
+    assert may_assign(command)
+
+
+@pytest.mark.parametrize(
+    "command", ["true", "apt-get install -y --no-install-recommends curl", "rm -rf -- dir"]
+)
+def test_may_assign_false_for_commands_that_only_run_programs(command: str) -> None:
+    assert not may_assign(command)
+
+
+@shell_test
+@pytest.mark.parametrize("kill", ["kill -9 $$", "kill -HUP $$"])
+def test_variables_survive_a_death_after_commands_that_assign_nothing(
+    shell: ContextShell, kill: str
+) -> None:
+    shell.run("kept=1")
+    for _ in range(3):
+        shell.run("true")  # no save of the variables after these: nothing changed
+    shell.run("read -r line <<< 'read'")
+    shell.run("echo no assignment here")
+    with pytest.raises(ContextClosedError):
+        shell.run(f"{kill}; sleep 5")
+    assert out(shell, "echo $kept $line")[1] == "1 read\n"
+
+
+@shell_test
+def test_variables_dump_follows_every_change(shell: ContextShell) -> None:
+    shell.run("first=1")
+    dump = shell.variables()
+    assert "first=" in dump
+    shell.run("true")
+    assert shell.variables() == dump  # nothing could change: the same dump
+    shell.run("read -r second <<< two")
+    assert "second=" in shell.variables()
+    shell.run("cd /tmp && third=3")  # a subshell: its variables come back
+    assert "third=" in shell.variables()
+    shell.reset_variables()
+    assert "first=" not in shell.variables()
+    shell.restore_variables(dump)
+    restored = shell.variables()
+    assert "first=" in restored
+    assert "second=" not in restored
+    shell.restart(keep_variables=False)
+    assert "first=" not in shell.variables()
 
 
 @shell_test

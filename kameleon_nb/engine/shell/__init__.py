@@ -51,7 +51,9 @@ semantics (``kameleon-semantics.md`` §4.3-4.4):
   ``SIGINT`` to the context shell and to the processes the command started (the shell's
   descendants started since the command began), then ``SIGTERM`` and ``SIGKILL`` to those
   processes, then the context is killed.
-* **Variables** are saved after every command in ``<dir>/kameleon_scripts/<ctx>/``:
+* **Variables** are saved after every command that may have changed them (a command
+  run in place whose text cannot assign one, see :func:`.protocol.may_assign`, leaves
+  the saved ones as they are) in ``<dir>/kameleon_scripts/<ctx>/``:
   ``bash_env`` holds the exported variables (``declare -px``; ``allexport`` exports every
   assignment) and ``bash_env.arrays`` the arrays (``declare -pa``/``-pA``), so that they
   survive a restart of the shell. Bash's read-only and dynamic variables and the

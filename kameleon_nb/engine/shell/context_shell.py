@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import select
 import shlex
 import signal
@@ -35,6 +34,7 @@ from kameleon_nb.engine.shell.protocol import (
     Scanner,
     ansi_c_words,
     helper_functions,
+    may_assign,
     needs_subshell,
     protocol_functions,
 )
@@ -130,6 +130,8 @@ class ContextShell:
         self._interrupt_requested = False
         self._sigint_pending = False
         self._last_tail = ""
+        # The last dump of variables(), while no command could have changed them.
+        self._vars_dump: str | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -164,6 +166,7 @@ class ContextShell:
         if self.alive:
             return
         self._kill_process()
+        self._vars_dump = None
         keep = self._started_once and not self._wipe_pending
         restore = self._restore_pending
         self._spawn()
@@ -256,6 +259,10 @@ class ContextShell:
             mode = " sub"
             if MAY_UNSET_RE.search(text) or any(name in text for name in self._functions):
                 mode = " subu"
+        elif not may_assign(text):
+            mode = " same"
+        if mode != " same":
+            self._vars_dump = None
         cmd_id = self._new_id()
         if sub:
             run_part = '( builtin trap -- "$__knb_trap" EXIT; builtin eval "$__knb_c" )'
@@ -337,12 +344,16 @@ class ContextShell:
     def variables(self) -> str:
         """Return the context's variables as ``declare -p`` text, for a checkpoint record.
 
-        Bash's own dynamic and read-only variables are left out.
+        Bash's own dynamic and read-only variables are left out. The dump is reused
+        while only commands that cannot assign a variable (see :func:`may_assign`) ran
+        in place since it was made.
         """
         self._ensure_ready()
-        collector = Collector(limit=1 << 30)
-        self._internal("__knb_vars", collector)
-        return collector.text
+        if self._vars_dump is None:
+            collector = Collector(limit=1 << 30)
+            self._internal("__knb_vars", collector)
+            self._vars_dump = collector.text
+        return self._vars_dump
 
     def restore_variables(self, dump: str) -> None:
         """Replace the context's variables by those of ``dump`` (text from :meth:`variables`).
@@ -352,6 +363,7 @@ class ContextShell:
         fresh context for an empty dump. If the shell is not running, the dump is applied
         when it starts.
         """
+        self._vars_dump = None
         if not self.alive:
             self._restore_pending = dump
             return
@@ -370,6 +382,7 @@ class ContextShell:
         Later commands see the context's initial environment again.
         """
         self._restore_pending = None
+        self._vars_dump = None
         if not self.alive:
             self._wipe_pending = True
             return
@@ -470,7 +483,7 @@ class ContextShell:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._checked_at = time.monotonic()
         self._exited = False
-        self._nonce = secrets.token_hex(8)
+        self._nonce = os.urandom(8).hex()
         self._scanner = Scanner(self._nonce)
         self._stash = []
         self._pending_id = None
@@ -807,6 +820,7 @@ class ContextShell:
         left a second later; it exits when none is left.
         """
         child, self._child = self._child, None
+        self._vars_dump = None
         if child is None:
             return
         child.end()

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
-from importlib import resources
 from typing import Final, NamedTuple
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Scanner",
     "ansi_c_words",
     "helper_functions",
+    "may_assign",
     "needs_subshell",
     "protocol_functions",
 ]
@@ -92,6 +93,16 @@ MAY_UNSET_RE: Final = re.compile(
     r"(?<![\w-])(?:unset|source|eval)(?![\w-])|(?:^|[\s;&|(){}!`])\.\s"
 )
 
+# What can assign a variable of the shell that runs a command (the others only run
+# programs, test or print): an "=" anywhere (assignments, ${x:=y}, arithmetic), "++" and
+# "--" after something (arithmetic), arithmetic commands, and the builtins that assign.
+# Only for commands that run in place (the rest already run in a subshell). Loose on
+# purpose: a false positive costs one save of the variables.
+_MAY_ASSIGN_RE: Final = re.compile(
+    r"=|\+\+|(?<=\S)--|\(\(|\$\["
+    r"|(?<![\w-])(?:read|readarray|mapfile|printf|getopts|let|for|select|export|compgen)(?![\w-])"
+)
+
 _ESCAPES: Final[dict[int, str]] = {code: f"\\x{code:02x}" for code in [*range(1, 32), 127]}
 # ' and ! as \xHH: history expansion, on until the bootstrap line has run, would read
 # \' as the end of a quoted string and expand the ! that follows.
@@ -130,6 +141,22 @@ def needs_subshell(text: str, functions: frozenset[str] = frozenset()) -> bool:
     return any(name in text for name in functions)
 
 
+def may_assign(text: str) -> bool:
+    """Tell whether a command run in place may change the shell's variables.
+
+    When it cannot, the variables saved after the previous command are still those of
+    the shell, and saving them again is skipped (it costs more than running ``true``).
+
+    >>> may_assign("apt-get install -y curl > /dev/null")
+    False
+    >>> may_assign("x=1")
+    True
+    >>> may_assign("read -r line < file")
+    True
+    """
+    return _MAY_ASSIGN_RE.search(text) is not None
+
+
 def ansi_c_words(text: str) -> str:
     """Quote ``text`` as ANSI-C words joined by line continuations.
 
@@ -157,7 +184,10 @@ def _all_names() -> str:
 
 def _shell_file(name: str) -> str:
     """A bash file of this package, without its comment lines (they are never sent)."""
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    # next to this module, as the supervisor script is (importlib.resources would
+    # cost more to import than the rest of the shell package)
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as stream:
+        text = stream.read()
     return "".join(line for line in text.splitlines(keepends=True) if not _COMMENT_RE.match(line))
 
 

@@ -46,12 +46,14 @@ __knb_prompt() {
     builtin cd -- "$__knb_wd" 2>"$__knb_null"
     PWD=$__knb_p OLDPWD=$__knb_o
   fi
-  # Which saved variables to load now (at top level, in PROMPT_COMMAND), if any.
+  # Which saved variables to load now (at top level, in PROMPT_COMMAND), if any; "same":
+  # a command that could not assign a variable ran in place, the saved ones still hold.
   case $__knb_mode in
     sub) __knb_load=("$__knb_dump") ;;
     subu) __knb_unset_all; __knb_load=("$__knb_dump") ;;
     reset) __knb_unset_all; __knb_load=("$__knb_dump.init") ;;
     restore) __knb_unset_all; __knb_load=("$__knb_dump.init" "$__knb_dump") ;;
+    same) __knb_mode=; __knb_load=() ;;
     *) __knb_mode=; __knb_load=(); __knb_save ;;
   esac
 }
