@@ -42,9 +42,13 @@ def test_deep_stacks_are_flattened_and_every_checkpoint_restores(tmp_path, monke
 
 
 def _mounts(h: Harness) -> list[str]:
-    """Mount points under the rootfs (relative), with their type, in the build's namespace."""
+    """Mount points under the rootfs (relative), with their type, in the build's namespace.
+
+    Sorted: what is mounted matters, not the order the mount table lists siblings in
+    (it follows the order they were mounted again after a restore).
+    """
     listing = h.sh(f"findmnt -rn -o TARGET,FSTYPE -R {h.rootfs} | tail -n +2")
-    return [line.replace(f"{h.rootfs}/", "", 1) for line in listing.splitlines()]
+    return sorted(line.replace(f"{h.rootfs}/", "", 1) for line in listing.splitlines())
 
 
 CHROOT_MOUNTS = ["dev devtmpfs", "dev/pts devpts", "proc proc", "tmp tmpfs"]
