@@ -59,8 +59,18 @@ def listed(output: str) -> list[tuple[str, str]]:
 
 
 def proot_leftovers() -> set[str]:
-    """proot's temporary files and glue dirs in /tmp."""
-    return {p.name for p in Path("/tmp").glob("proot*")}
+    """proot's temporary files and glue dirs in /tmp, but those of a proot still running.
+
+    ``prooted-<pid>-XXXXXX`` belongs to the proot of that pid: while it runs (another
+    test suite's build, on a shared machine) it is not a leftover. Once a test's own
+    processes are gone (checked first), anything of theirs that remains is one.
+    """
+    left = set()
+    for path in Path("/tmp").glob("proot*"):
+        owner = re.match(r"prooted-(\d+)-", path.name)
+        if owner is None or not Path(f"/proc/{owner.group(1)}").exists():
+            left.add(path.name)
+    return left
 
 
 class Rootless:
