@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kameleon_nb.core.model import ResolvedRecipe
+from kameleon_nb.core.rubytypes import inspect_str
 
 __all__ = ["FORMATS", "DagRecipe", "choose_format", "dag_recipe", "dag_text"]
 
@@ -88,17 +89,7 @@ def _value(value: str) -> str:
     >>> print(_value('say "hi"'))
     "say \"hi\""
     """
-    out = []
-    for index, char in enumerate(value):
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif char == "#" and value[index + 1 : index + 2] in ("{", "$", "@"):
-            out.append("\\#")
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\x{ord(char):02X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
+    return inspect_str(value, _ESCAPES)
 
 
 def _attributes(attrs: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import re
 
-__all__ = ["RubyBinary", "RubyTime", "Symbol", "date_inspect"]
+__all__ = ["INSPECT_ESCAPES", "RubyBinary", "RubyTime", "Symbol", "date_inspect", "inspect_str"]
 
 _SIMPLE_SYMBOL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*[?!=]?")
 
@@ -96,3 +96,40 @@ def date_inspect(value: datetime.date) -> str:
     """Ruby's ``Date#inspect`` for a date Psych read (proleptic Gregorian)."""
     julian_day = value.toordinal() + 1721425
     return f"#<Date: {value.isoformat()} (({julian_day}j,0s,0n),+0s,-Infj)>"
+
+
+#: how Ruby's ``String#inspect`` writes these characters
+INSPECT_ESCAPES = {
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\x1b": "\\e",
+    "\x07": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def inspect_str(text: str, escapes: dict[str, str] = INSPECT_ESCAPES) -> str:
+    r"""A string in double quotes, as Ruby's ``String#inspect`` writes it.
+
+    ``escapes`` are the characters written as escapes; other control characters become
+    ``\xNN``, and ``#`` before ``{``, ``$`` or ``@`` becomes ``\#``.
+
+    >>> print(inspect_str('say "hi"\n'))
+    "say \"hi\"\n"
+    """
+    out = []
+    for index, char in enumerate(text):
+        if char in escapes:
+            out.append(escapes[char])
+        elif char == "#" and text[index + 1 : index + 2] in ("{", "$", "@"):
+            out.append("\\#")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from kameleon_nb.core.limits import Budget
-from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol, date_inspect
+from kameleon_nb.core.rubytypes import RubyBinary, RubyTime, Symbol, date_inspect, inspect_str
 from kameleon_nb.errors import RecipeError
 
 __all__ = [
@@ -132,13 +132,13 @@ def ruby_inspect(value: object) -> str:
     if isinstance(value, Symbol):
         return value.inspect()
     if isinstance(value, str):
-        return _ruby_inspect_str(value)
+        return inspect_str(value)
     if value is None:
         return "nil"
     if isinstance(value, RubyTime):
         return value.inspect()
     if isinstance(value, RubyBinary):
-        return _ruby_inspect_str(value.to_s())
+        return inspect_str(value.to_s())
     if isinstance(value, dict):
         items = ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items())
         return "{" + items + "}"
@@ -147,34 +147,6 @@ def ruby_inspect(value: object) -> str:
     if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         return date_inspect(value)
     return _ruby_scalar(value)
-
-
-_INSPECT_ESCAPES = {
-    "\n": "\\n",
-    "\t": "\\t",
-    "\r": "\\r",
-    "\x1b": "\\e",
-    "\x07": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\v": "\\v",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def _ruby_inspect_str(text: str) -> str:
-    out = []
-    for index, char in enumerate(text):
-        if char in _INSPECT_ESCAPES:
-            out.append(_INSPECT_ESCAPES[char])
-        elif char == "#" and text[index + 1 : index + 2] in ("{", "$", "@"):
-            out.append("\\#")
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\x{ord(char):02X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
 
 
 def references(text: str) -> list[str]:
