@@ -320,11 +320,8 @@ class KameleonMagics(Magics):
 
     def _checkpoints(self, _rest: str, _cell: str | None) -> None:
         # one live table per session: the earlier one keeps what it showed (frozen)
-        # the rows are a display of their own: readable wherever the notebook is opened
-        table = CheckpointTable(self._session(), rows_apart=True)
-        table.rows_handle = _display(table.rows_view(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        table.handle = _display(table, display_id=True)  # type: ignore[no-untyped-call]
-        self._table = table
+        self._table = CheckpointTable(self._session())
+        display(self._table)  # its rows, then its controls (CheckpointTable._ipython_display_)
 
     def _load(self, rest: str, _cell: str | None) -> None:
         session = self._open("load", rest, None)

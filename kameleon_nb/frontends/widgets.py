@@ -60,35 +60,31 @@ def _created(timestamp: float | None) -> str:
 class CheckpointTable(w.VBox):  # type: ignore[misc]
     """The checkpoints (id, step, created, size, valid or stale, where the tree is).
 
-    The rows are one HTML table, whatever their number: the widget is a fixed handful
-    of models (the table, a choice of checkpoint, Restore, Delete with its
-    confirmation, Refresh, a status line), so rebuilds never pile models up. With
-    ``rows_apart`` (what ``%kameleon checkpoints`` does) the title and rows are not in
-    the widget but in a display of their own (:attr:`rows_handle`, static HTML and
-    text, updated as the table changes): a saved notebook shows them wherever it is
-    opened, even where no widget can be drawn (no kernel). Restore
-    acts on one click; Delete asks first. The table refreshes itself when the session
-    creates or removes checkpoints, until it is frozen (see :meth:`freeze`: the magics
-    do it when a later cell changes the session, and a newer table of the session
-    supersedes it): then it keeps what it showed, as static HTML. Its
-    ``text/html`` and ``text/plain`` forms read well without a kernel (nbconvert,
-    GitHub, a saved notebook).
+    Displayed, it is two outputs (:meth:`_ipython_display_`): the title and rows, one
+    static HTML table (and its text) updated through its display id while the table is
+    live, so a saved notebook shows them wherever it is opened, even where no widget
+    can be drawn (no kernel); then the controls, a fixed handful of widget models (a
+    choice of checkpoint, Refresh, Restore, Changes, Delete with its confirmation, a
+    status line), so rebuilds never pile models up. Restore acts on one click; Delete
+    asks first. The table refreshes itself when the session creates or removes
+    checkpoints, until it is frozen (see :meth:`freeze`: the magics do it when a later
+    cell changes the session, and a newer table of the session supersedes it): then
+    both outputs keep what they showed, as static HTML and text.
     """
 
     #: the live table of each session (a newer one freezes the older one)
     _live: ClassVar[dict[int, CheckpointTable]] = {}
 
-    def __init__(self, session: Session, *, rows_apart: bool = False, **kwargs: Any) -> None:
+    def __init__(self, session: Session, **kwargs: Any) -> None:
         self.session = session
         self.rows: list[CheckpointInfo] = []
         self.head: str | None = None
-        self.rows_apart = rows_apart
-        self.handle: Any = None  # the display it is shown in (to freeze it)
-        self.rows_handle: Any = None  # with rows_apart: the display of the title and rows
+        self.handle: Any = None  # the display of the controls (to freeze them)
+        self.rows_handle: Any = None  # the display of the title and rows
         self._status_text = ""
         self._log: list[str] | None = None
         self._pending_delete: str | None = None
-        #: the title and the rows as HTML (widgets of their own only without rows_apart)
+        #: the title and the rows as HTML (what the rows' display shows)
         self.title_html = ""
         self.rows_html = ""
         self.refresh_button = w.Button(
@@ -116,24 +112,18 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         self.delete_button.add_class("kameleon-delete")
         self.confirm = w.HBox([self.confirm_button, self.cancel_button])
         self.confirm.layout.display = "none"
-        actions = [
-            self.choice,
-            self.restore_button,
-            self.changes_button,
-            self.delete_button,
-            self.confirm,
-        ]
-        if rows_apart:
-            self.controls = w.HBox([self.refresh_button, *actions])
-            super().__init__([self.controls, self.status], **kwargs)
-            self.add_class("kameleon-checkpoint-controls")
-        else:
-            self.controls = w.HBox(actions)
-            self.title = w.HTML()
-            self.table = w.HTML()
-            heading = w.HBox([self.title, self.refresh_button])
-            super().__init__([heading, self.table, self.controls, self.status], **kwargs)
-            self.add_class("kameleon-checkpoints")
+        self.controls = w.HBox(
+            [
+                self.refresh_button,
+                self.choice,
+                self.restore_button,
+                self.changes_button,
+                self.delete_button,
+                self.confirm,
+            ]
+        )
+        super().__init__([self.controls, self.status], **kwargs)
+        self.add_class("kameleon-checkpoint-controls")
         earlier = self._live.get(id(session))
         if earlier is not None and earlier is not self:
             earlier.freeze()
@@ -226,18 +216,21 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
             action(str(self.choice.value))
 
     # ------------------------------------------------------------------ forms
+    def _ipython_display_(self) -> None:
+        """Show the title and rows (a display of their own), then the controls."""
+        from IPython.display import display  # noqa: PLC0415
+
+        self.rows_handle = display(self.rows_view(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self.handle = display(self._repr_mimebundle_(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
         if bundle is not None:  # the forms shown where no widget can be drawn
-            if self.rows_apart:  # the rows are in their own display
-                bundle.update(self._status_forms())
-            else:
-                bundle["text/plain"] = repr(self)  # ipywidgets cuts it at 110 characters
-                bundle["text/html"] = self.snapshot_html()
+            bundle.update(self._status_forms())
         return bundle
 
     def rows_view(self, *, live: bool = True) -> dict[str, str]:
-        """The title and rows, as static HTML and text (the display of ``rows_apart``)."""
+        """The title and rows, as static HTML and text (their display's content)."""
         kind = "kameleon-checkpoints" if live else "kameleon-checkpoints-snapshot"
         return {
             "text/html": f"<div class='{kind}'>{self.title_html}{self.rows_html}</div>",
@@ -255,17 +248,6 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         title = f"Checkpoints of '{self.session.recipe.name}': {len(rows)}"
         return title + ("\n" + text_table(header, rows) if rows else "")
 
-    def snapshot(self) -> dict[str, str]:
-        """What the table shows now, without widgets: static HTML and plain text."""
-        return {"text/html": self.snapshot_html(), "text/plain": repr(self)}
-
-    def snapshot_html(self) -> str:
-        """What the table shows now, as static HTML (title, rows, last status)."""
-        return (
-            f"<div class='kameleon-checkpoints-snapshot'>{self.title_html}"
-            f"{self.rows_html}{self.status.value}</div>"
-        )
-
     def freeze(self) -> None:
         """Keep what the table shows as static HTML; stop listening; free the widgets.
 
@@ -275,10 +257,8 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
         """
         if self.rows_handle is not None:
             self.rows_handle.update(self.rows_view(live=False), raw=True)
-            if self.handle is not None:
-                self.handle.update(self._status_forms(), raw=True)
-        elif self.handle is not None:
-            self.handle.update(self.snapshot(), raw=True)
+        if self.handle is not None:
+            self.handle.update(self._status_forms(), raw=True)
         self.close()
 
     def close(self) -> None:
@@ -317,8 +297,6 @@ class CheckpointTable(w.VBox):  # type: ignore[misc]
                 "<table class='kameleon-nb kameleon-checkpoint-rows'>"
                 f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             )
-        if not self.rows_apart:
-            self.title.value, self.table.value = self.title_html, self.rows_html
         kept = self.choice.value
         self.choice.options = [(f"{r.slug} ({r.step_id})", r.step_id) for r in self.rows]
         ids = [r.step_id for r in self.rows]

@@ -66,7 +66,7 @@ def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back
     ]
     assert all(r.valid for r in table.rows)
     assert all(r.size is not None and r.size >= 0 for r in table.rows)
-    assert "4 (4 valid)" in table.title.value
+    assert "4 (4 valid)" in table.title_html
     assert etc(tmp_path) == {"one", "two", "three"}
 
     two = table.rows[2].step_id
@@ -83,7 +83,7 @@ def test_the_table_lists_checkpoints_and_restore_brings_files_and_variables_back
     table.choose(table.rows[1].step_id)
     table.restore_button.click()
     assert etc(tmp_path) == {"one"}
-    assert "◀ the tree is here" in table.table.value  # on the row of setup/files/one
+    assert "◀ the tree is here" in table.rows_html  # on the row of setup/files/one
     assert table.head == table.rows[1].step_id
 
 
@@ -124,7 +124,7 @@ def test_edited_steps_make_later_checkpoints_stale(session):
     for slug in ("setup/files/one", "setup/files/two", "setup/files/three"):
         assert valid[before[slug]] is False
     assert [r.valid for r in table.rows] == [True, True, False, False, False]
-    assert table.table.value.count("kameleon-stale") == 3
+    assert table.rows_html.count("kameleon-stale") == 3
 
 
 def test_buttons_are_disabled_while_a_step_runs(session):
@@ -196,7 +196,7 @@ def test_build_progress_shows_the_failing_step(session):
 def test_the_table_as_text_is_complete(session):
     session.build(BuildOptions(checkpointing=True))
     table = CheckpointTable(session)
-    bundle = table._repr_mimebundle_()
+    bundle = table.rows_view()  # what its rows' display holds
     text = bundle["text/plain"]
     assert text.startswith("Checkpoints of 'r': 4\nid")
     assert all(r.step_id in text for r in table.rows)  # not cut at 110 characters
@@ -243,8 +243,7 @@ def _models() -> int:
     return len(widget._instances)
 
 
-@pytest.mark.parametrize("rows_apart", [False, True], ids=["widget rows", "rows apart"])
-def test_models_stay_flat_across_rebuilds_and_tables(session, rows_apart):
+def test_models_stay_flat_across_rebuilds_and_tables(session):
     def round_trip() -> None:
         progress = BuildProgress()
         unsubscribe = session.subscribe(progress)
@@ -252,7 +251,7 @@ def test_models_stay_flat_across_rebuilds_and_tables(session, rows_apart):
         unsubscribe()
         progress.snapshot_html()
         progress.close()
-        CheckpointTable(session, rows_apart=rows_apart)  # freezes the previous one
+        CheckpointTable(session)  # freezes the previous one
 
     session.build(BuildOptions(checkpointing=True))
     round_trip()
@@ -264,7 +263,7 @@ def test_models_stay_flat_across_rebuilds_and_tables(session, rows_apart):
     before = _models()
     for number in range(12):
         cell(session, f"more{number} --context in", f"echo {number} > etc/more{number}")
-    table = CheckpointTable(session, rows_apart=rows_apart)
+    table = CheckpointTable(session)
     assert len(table.rows) >= 16
     assert _models() - before <= 40
 
@@ -279,14 +278,14 @@ def test_a_superseded_table_keeps_what_it_showed(session):
             self.shown = obj
 
     first = CheckpointTable(session)
-    first.handle = Handle()
-    shown_then = first.table.value
+    first.rows_handle = Handle()
+    shown_then = first.rows_html
     CheckpointTable(session)  # a newer table of the session
-    assert first.handle.shown is not None
-    assert shown_then in first.handle.shown["text/html"]  # the rows it showed, as static HTML
-    assert first.handle.shown["text/plain"].startswith("Checkpoints of 'r': ")
+    assert first.rows_handle.shown is not None
+    assert shown_then in first.rows_handle.shown["text/html"]  # the rows it showed, as HTML
+    assert first.rows_handle.shown["text/plain"].startswith("Checkpoints of 'r': ")
     cell(session, "later --context in", "echo later > etc/later")
-    assert "setup/notebook/later" not in first.handle.shown["text/html"]  # frozen
+    assert "setup/notebook/later" not in first.rows_handle.shown["text/html"]  # frozen
 
 
 def test_build_progress_snapshot_is_static_html(session):
@@ -311,7 +310,7 @@ def test_changes_shows_what_the_chosen_step_changed(session):
     assert "etc" in table.status.value
 
 
-def test_rows_apart_the_title_and_rows_are_a_display_of_their_own(session):
+def test_the_title_and_rows_are_a_display_of_their_own(session):
     """What %kameleon checkpoints shows: rows readable without widgets, live until frozen."""
 
     class Handle:
@@ -323,7 +322,7 @@ def test_rows_apart_the_title_and_rows_are_a_display_of_their_own(session):
             self.shown.append(obj)
 
     session.build(BuildOptions(checkpointing=True))
-    table = CheckpointTable(session, rows_apart=True)
+    table = CheckpointTable(session)
     assert not hasattr(table, "title")  # no widget for what the rows' display shows
     assert not hasattr(table, "table")
     table.rows_handle, table.handle = Handle(), Handle()
