@@ -431,6 +431,10 @@ def test_dead_context_raises_then_restarts_with_variables(shell: ContextShell, k
         "select f in a; do break; done",
         "getopts ab opt",
         "export -n PATH",
+        "declare -i counter",  # attributes are variables' state too
+        "typeset -x EDITOR",
+        "readonly EDITOR",
+        "wait -n -p finished",  # bash 5.1: the pid of the job that ended
     ],
 )
 def test_may_assign_true_for_whatever_can_set_a_variable(command: str) -> None:

@@ -100,7 +100,8 @@ MAY_UNSET_RE: Final = re.compile(
 # purpose: a false positive costs one save of the variables.
 _MAY_ASSIGN_RE: Final = re.compile(
     r"=|\+\+|(?<=\S)--|\(\(|\$\["
-    r"|(?<![\w-])(?:read|readarray|mapfile|printf|getopts|let|for|select|export|compgen)(?![\w-])"
+    r"|(?<![\w-])(?:read|readarray|mapfile|printf|getopts|let|for|select|export|compgen"
+    r"|declare|typeset|readonly|local|wait)(?![\w-])"
 )
 
 _ESCAPES: Final[dict[int, str]] = {code: f"\\x{code:02x}" for code in [*range(1, 32), 127]}
