@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.frontends.recipes import DIRECTORY_APPLIANCE
+
 from .lab import Lab, Notebook, expect
 
 pytestmark = [
@@ -34,18 +36,7 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-RECIPE = """\
-%%kameleon recipe lifecycle.yaml
-checkpoint: rsync.yaml
-global:
-  hostname: lifecycle
-  rootfs: $${kameleon_cwd}/rootfs
-  out_context:
-    cmd: bash
-    workdir: $${kameleon_cwd}
-  in_context:
-    cmd: bash
-    workdir: $${rootfs}"""
+RECIPE = f"%%kameleon recipe lifecycle.yaml\n{DIRECTORY_APPLIANCE}  hostname: lifecycle"
 
 MAKE_TREE = "%%microstep make_tree --section bootstrap --macrostep base --context out"
 HOSTNAME = "%%microstep hostname --macrostep system"
